@@ -1,0 +1,27 @@
+"""The Celery application shared by the web processes, the relay and the workers."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.base")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _configure_topology(sender: Celery, **kwargs: object) -> None:
+    from portal.messaging import topology
+
+    topology.configure(sender)
+
+
+def _install_bootsteps() -> None:
+    from portal.messaging.bootsteps import DeclareTopology
+
+    app.steps["consumer"].add(DeclareTopology)
+
+
+_install_bootsteps()

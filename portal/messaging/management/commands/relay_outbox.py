@@ -1,0 +1,29 @@
+from django.core.management.base import BaseCommand
+
+from portal.messaging.relay import Relay
+
+
+class Command(BaseCommand):
+    help = (
+        "Publish outbox rows not yet confirmed by RabbitMQ. Runs until stopped; "
+        "several relays may run at once (rows are taken with SKIP LOCKED)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="Publish what is overdue now, then exit.",
+        )
+        parser.add_argument("--grace", type=float, help="Seconds a row may wait for the fast path.")
+        parser.add_argument("--interval", type=float, help="Seconds between polls.")
+        parser.add_argument("--batch-size", type=int, help="Rows taken per pass.")
+
+    def handle(self, *args, once=False, grace=None, interval=None, batch_size=None, **options):
+        relay = Relay(grace=grace, interval=interval, batch_size=batch_size)
+        if once:
+            sent = relay.drain()
+            self.stdout.write(f"Relayed {sent} event(s).")
+            return
+        relay.install_signal_handlers()
+        relay.run_forever()

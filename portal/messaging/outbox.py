@@ -1,0 +1,74 @@
+"""The outbox: the only way an app publishes an event.
+
+``outbox_emit`` stores a validated CloudEvent in the caller's transaction. After
+that transaction commits, the fast path hands the row to the publisher; the
+relay (``manage.py relay_outbox``) publishes whatever the fast path could not.
+"""
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from .contracts import build_event
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxError(RuntimeError):
+    """The outbox was used outside a transaction."""
+
+
+def outbox_emit(
+    *,
+    type: str,
+    data: Mapping[str, Any],
+    source: str,
+    time: datetime | None = None,
+    event_id: str | None = None,
+    traceparent: str | None = None,
+) -> OutboxMessage:
+    """Store an event in the outbox, in the caller's transaction.
+
+    Must be called inside ``transaction.atomic()`` together with the change the
+    event describes: both commit or neither does. Raises ``ContractError`` if
+    the event does not satisfy its contract, so the caller's transaction fails
+    loudly instead of committing half a change. Nothing is published before
+    the commit.
+    """
+    if not connection.in_atomic_block:
+        raise OutboxError("outbox_emit() must run inside transaction.atomic()")
+    event = build_event(
+        type=type,
+        data=data,
+        source=source,
+        id=event_id,
+        time=time,
+        traceparent=traceparent,
+    )
+    envelope = event.as_json()
+    message = OutboxMessage.objects.create(
+        event_id=envelope["id"],
+        source=envelope["source"],
+        type=envelope["type"],
+        routing_key=envelope["type"],
+        envelope=envelope,
+    )
+    transaction.on_commit(lambda: _after_commit(message.pk))
+    return message
+
+
+def _after_commit(message_id: int) -> None:
+    mode = settings.OUTBOX_PUBLISH_MODE
+    if mode == "off":
+        return
+    from . import publisher
+
+    if mode == "inline":
+        publisher.publish_pending(ids=[message_id])
+    else:
+        publisher.background().submit(message_id)

@@ -1,0 +1,204 @@
+"""Moves committed outbox rows to RabbitMQ: the relay's publishing half.
+
+``publish_pending`` is the one place outbox rows become messages. It locks the
+rows it takes with ``SELECT … FOR UPDATE SKIP LOCKED`` so any number of relays
+and web processes can run it at once without publishing a row twice, packs
+their envelopes into task messages for ``feed.apply_events``, waits for the
+broker's publisher confirm of each message, and only then marks the rows sent.
+
+The background publisher is the after-commit fast path of web processes: it
+runs ``publish_pending`` off the request thread, so a request never waits on
+RabbitMQ, reachable or not.
+"""
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import topology
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    sent: int = 0
+    failed: int = 0
+    error: str = ""
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _send_batch(producer, envelopes: list[dict[str, Any]]) -> None:
+    """Publish one task message carrying ``envelopes``; returns once confirmed.
+
+    With ``confirm_publish`` on the amqp transport, kombu's publish blocks
+    until RabbitMQ confirms the message (or raises). ``retry=False``: the
+    caller decides what happens on failure, the rows stay pending.
+    """
+    from portal.celery import app
+
+    app.send_task(
+        topology.FEED_TASK,
+        args=[envelopes],
+        queue=topology.feed_queue(),
+        producer=producer,
+        retry=False,
+    )
+
+
+def publish_pending(
+    *,
+    ids: Sequence[int] | None = None,
+    older_than: timedelta | None = None,
+    limit: int | None = None,
+) -> PublishResult:
+    """Publish pending outbox rows and mark the confirmed ones sent.
+
+    Selects pending rows (only ``ids`` if given; only rows older than
+    ``older_than`` if given), at most ``limit``, skipping rows another
+    publisher holds. Never raises for broker trouble: rows that could not be
+    published stay pending with ``attempts`` and ``last_error`` updated, and
+    the result says so.
+    """
+    from portal.celery import app
+
+    limit = limit or settings.OUTBOX_RELAY_BATCH_SIZE
+    per_message = settings.OUTBOX_EVENTS_PER_MESSAGE
+    with transaction.atomic():
+        rows = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
+            status=OutboxMessage.Status.PENDING
+        )
+        if ids is not None:
+            rows = rows.filter(pk__in=list(ids))
+        if older_than is not None:
+            rows = rows.filter(created_at__lte=timezone.now() - older_than)
+        taken = list(rows.order_by("id").values_list("id", "envelope")[:limit])
+        if not taken:
+            return PublishResult()
+
+        confirmed: list[int] = []
+        error = ""
+        try:
+            with app.producer_or_acquire() as producer:
+                for chunk in _chunks(taken, per_message):
+                    _send_batch(producer, [envelope for _, envelope in chunk])
+                    confirmed.extend(pk for pk, _ in chunk)
+        except Exception as exc:  # noqa: BLE001 - any broker failure leaves rows pending
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "Publishing %d outbox row(s) failed, they stay pending: %s",
+                len(taken) - len(confirmed),
+                error,
+            )
+
+        now = timezone.now()
+        if confirmed:
+            OutboxMessage.objects.filter(pk__in=confirmed).update(
+                status=OutboxMessage.Status.SENT,
+                attempts=F("attempts") + 1,
+                last_attempt_at=now,
+                published_at=now,
+                last_error="",
+            )
+        done = set(confirmed)
+        failed = [pk for pk, _ in taken if pk not in done]
+        if failed:
+            OutboxMessage.objects.filter(pk__in=failed).update(
+                attempts=F("attempts") + 1, last_attempt_at=now, last_error=error
+            )
+    return PublishResult(sent=len(confirmed), failed=len(failed), error=error)
+
+
+class BackgroundPublisher:
+    """A per-process thread that publishes rows right after their commit.
+
+    ``submit`` never blocks: if the queue is full or the broker recently
+    failed, the row is left to the relay, which publishes every row still
+    pending after ``OUTBOX_RELAY_GRACE_SECONDS``.
+    """
+
+    max_queued = 10_000
+    pause_after_failure = 5.0
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[int] = queue.Queue(maxsize=self.max_queued)
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._paused_until = 0.0
+
+    def submit(self, message_id: int) -> None:
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(message_id)
+        except queue.Full:
+            logger.warning("Publisher queue full; outbox row %s left to the relay", message_id)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far was handled (for tests/shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _ensure_thread(self) -> None:
+        # A forked child (gunicorn, prefork workers) has no thread: start one.
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.Queue(maxsize=self.max_queued)
+                thread = threading.Thread(
+                    target=self._run, name="outbox-publisher", daemon=True
+                )
+                thread.start()
+                self._pid = os.getpid()
+
+    def _take_batch(self) -> list[int]:
+        ids = [self._queue.get()]
+        while len(ids) < settings.OUTBOX_RELAY_BATCH_SIZE:
+            try:
+                ids.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return ids
+
+    def _run(self) -> None:
+        while True:
+            ids = self._take_batch()
+            try:
+                if time.monotonic() < self._paused_until:
+                    continue  # the broker just failed; the relay will retry
+                result = publish_pending(ids=ids)
+                if result.failed:
+                    self._paused_until = time.monotonic() + self.pause_after_failure
+            except Exception:
+                logger.exception("Background publish failed; rows left to the relay")
+            finally:
+                close_old_connections()
+                for _ in ids:
+                    self._queue.task_done()
+
+
+_background = BackgroundPublisher()
+
+
+def background() -> BackgroundPublisher:
+    return _background

@@ -1,0 +1,199 @@
+"""Every write of the registrar. Each function is one transaction that stores
+the change and its event(s) in the outbox together."""
+
+import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.messaging.outbox import outbox_emit
+
+from .models import Department, Employee, Team
+
+
+class RegistrarError(Exception):
+    """A registrar change that cannot be made, with the field it concerns."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _source() -> str:
+    return f"{settings.PORTAL_EVENT_SOURCE}/registrar"
+
+
+def _clean(value: str, *, field: str, label: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise RegistrarError(f"{label} must not be empty.", field=field)
+    return value
+
+
+def _check_team(team: Team | None, department: Department) -> None:
+    if team is not None and team.department_id != department.pk:
+        raise RegistrarError(
+            f"Team {team.name!r} is not in department {department.name!r}.",
+            field="team",
+        )
+
+
+@transaction.atomic
+def department_create(*, name: str) -> Department:
+    """Create a department. No event: the feed hears of departments through
+    the people and renames in them."""
+    name = _clean(name, field="name", label="Name")
+    if Department.objects.filter(name__iexact=name).exists():
+        raise RegistrarError(f"A department named {name!r} exists.", field="name")
+    return Department.objects.create(name=name)
+
+
+@transaction.atomic
+def team_create(*, name: str, department: Department) -> Team:
+    """Create a team in a department. No event."""
+    name = _clean(name, field="name", label="Name")
+    if department.teams.filter(name__iexact=name).exists():
+        raise RegistrarError(
+            f"{department.name} already has a team named {name!r}.", field="name"
+        )
+    return Team.objects.create(name=name, department=department)
+
+
+@transaction.atomic
+def employee_register(
+    *,
+    full_name: str,
+    email: str,
+    position: str,
+    department: Department,
+    team: Team | None = None,
+    hired_on: datetime.date | None = None,
+) -> Employee:
+    """Register a new employee and emit ``employee.registered``.
+
+    Raises ``RegistrarError`` for an empty name or position, a duplicate email
+    (case-insensitive) or a team outside ``department``; nothing is stored then.
+    """
+    full_name = _clean(full_name, field="full_name", label="Name")
+    position = _clean(position, field="position", label="Position")
+    email = _clean(email, field="email", label="Email").lower()
+    _check_team(team, department)
+    if Employee.objects.filter(email__iexact=email).exists():
+        raise RegistrarError(f"{email} is already registered.", field="email")
+    try:
+        with transaction.atomic():
+            employee = Employee.objects.create(
+                full_name=full_name,
+                email=email,
+                position=position,
+                department=department,
+                team=team,
+                hired_on=hired_on or timezone.localdate(),
+            )
+    except IntegrityError:
+        # A concurrent registration of the same email won the race.
+        raise RegistrarError(f"{email} is already registered.", field="email") from None
+    outbox_emit(
+        type="employee.registered",
+        source=_source(),
+        data={
+            "employee_id": employee.pk,
+            "full_name": employee.full_name,
+            "position": employee.position,
+            "department": department.name,
+            "team": team.name if team else None,
+        },
+    )
+    return employee
+
+
+@transaction.atomic
+def employee_change_position(*, employee: Employee, position: str) -> Employee:
+    """Change an employee's position and emit ``employee.position_changed``.
+
+    Changing to the same position is a no-op and emits nothing.
+    """
+    position = _clean(position, field="position", label="Position")
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    old_position = employee.position
+    if old_position == position:
+        return employee
+    employee.position = position
+    employee.save(update_fields=["position", "updated_at"])
+    outbox_emit(
+        type="employee.position_changed",
+        source=_source(),
+        data={
+            "employee_id": employee.pk,
+            "full_name": employee.full_name,
+            "old_position": old_position,
+            "new_position": position,
+        },
+    )
+    return employee
+
+
+def _membership_event(kind: str, *, team: Team, employee: Employee) -> None:
+    outbox_emit(
+        type=f"team.member_{kind}",
+        source=_source(),
+        data={
+            "team_id": team.pk,
+            "team": team.name,
+            "employee_id": employee.pk,
+            "full_name": employee.full_name,
+        },
+    )
+
+
+@transaction.atomic
+def employee_move_to_team(*, employee: Employee, team: Team | None) -> Employee:
+    """Move an employee to ``team`` (or out of any team with ``None``).
+
+    Emits ``team.member_left`` for the old team and ``team.member_joined`` for
+    the new one. Moving to another department's team moves the employee to
+    that department. Moving to the current team emits nothing.
+    """
+    employee = (
+        Employee.objects.select_for_update().select_related("team").get(pk=employee.pk)
+    )
+    old_team = employee.team
+    if (old_team and old_team.pk) == (team and team.pk):
+        return employee
+    employee.team = team
+    fields = ["team", "updated_at"]
+    if team is not None and team.department_id != employee.department_id:
+        employee.department_id = team.department_id
+        fields.append("department")
+    employee.save(update_fields=fields)
+    if old_team is not None:
+        _membership_event("left", team=old_team, employee=employee)
+    if team is not None:
+        _membership_event("joined", team=team, employee=employee)
+    return employee
+
+
+@transaction.atomic
+def department_rename(*, department: Department, name: str) -> Department:
+    """Rename a department and emit ``department.renamed``.
+
+    Renaming to the current name is a no-op; a name another department has is
+    refused with ``RegistrarError``.
+    """
+    name = _clean(name, field="name", label="Name")
+    department = Department.objects.select_for_update().get(pk=department.pk)
+    old_name = department.name
+    if old_name == name:
+        return department
+    if Department.objects.filter(name__iexact=name).exclude(pk=department.pk).exists():
+        raise RegistrarError(f"A department named {name!r} exists.", field="name")
+    department.name = name
+    department.save(update_fields=["name"])
+    outbox_emit(
+        type="department.renamed",
+        source=_source(),
+        data={"department_id": department.pk, "old_name": old_name, "new_name": name},
+    )
+    return department
