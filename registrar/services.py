@@ -156,8 +156,11 @@ def employee_move_to_team(*, employee: Employee, team: Team | None) -> Employee:
     the new one. Moving to another department's team moves the employee to
     that department. Moving to the current team emits nothing.
     """
+    # Lock only the employee row: the team is on the nullable side of a join.
     employee = (
-        Employee.objects.select_for_update().select_related("team").get(pk=employee.pk)
+        Employee.objects.select_for_update(of=("self",))
+        .select_related("team")
+        .get(pk=employee.pk)
     )
     old_team = employee.team
     if (old_team and old_team.pk) == (team and team.pk):

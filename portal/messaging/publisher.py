@@ -44,6 +44,45 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+class _Connections(threading.local):
+    """One broker connection per thread, to the broker the settings name now.
+
+    Kept open between publishes (a handshake per event would dominate the
+    cost); dropped after any failure so the next attempt starts clean.
+    """
+
+    connection: Any = None
+    url: str | None = None
+    reused = False
+
+    def producer(self):
+        from portal.celery import app
+
+        url = settings.CELERY_BROKER_URL
+        self.reused = self.connection is not None and self.url == url
+        if not self.reused:
+            self.reset()
+            # No heartbeats: the connection idles between publishes and nothing
+            # would drive them; a dead socket fails the next publish instead.
+            self.connection = app.connection_for_write(url, heartbeat=0)
+            self.url = url
+        # One attempt, no sleeping retries: the caller keeps the rows pending.
+        self.connection.ensure_connection(max_retries=0)
+        return self.connection.Producer()
+
+    def reset(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.release()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                logger.debug("Closing a failed broker connection", exc_info=True)
+        self.connection = None
+        self.url = None
+
+
+_connections = _Connections()
+
+
 def _send_batch(producer, envelopes: list[dict[str, Any]]) -> None:
     """Publish one task message carrying ``envelopes``; returns once confirmed.
 
@@ -76,8 +115,6 @@ def publish_pending(
     published stay pending with ``attempts`` and ``last_error`` updated, and
     the result says so.
     """
-    from portal.celery import app
-
     limit = limit or settings.OUTBOX_RELAY_BATCH_SIZE
     per_message = settings.OUTBOX_EVENTS_PER_MESSAGE
     with transaction.atomic():
@@ -94,13 +131,20 @@ def publish_pending(
 
         confirmed: list[int] = []
         error = ""
-        try:
-            with app.producer_or_acquire() as producer:
-                for chunk in _chunks(taken, per_message):
+        while True:
+            try:
+                producer = _connections.producer()
+                for chunk in _chunks(taken[len(confirmed) :], per_message):
                     _send_batch(producer, [envelope for _, envelope in chunk])
                     confirmed.extend(pk for pk, _ in chunk)
-        except Exception as exc:  # noqa: BLE001 - any broker failure leaves rows pending
-            error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - any broker failure leaves rows pending
+                reused = _connections.reused
+                _connections.reset()
+                if reused:
+                    continue  # a connection that went stale while idle: once more, fresh
+                error = f"{type(exc).__name__}: {exc}"
+            break
+        if error:
             logger.warning(
                 "Publishing %d outbox row(s) failed, they stay pending: %s",
                 len(taken) - len(confirmed),

@@ -12,3 +12,10 @@ STORAGES = {
 }
 # Tests decide per case how the outbox publishes; nothing leaves by default.
 OUTBOX_PUBLISH_MODE = env.str("OUTBOX_PUBLISH_MODE", default="off")
+# Threads that publish in the background must not keep connections to the
+# test database open past their work, or it cannot be dropped at the end.
+for _db in DATABASES.values():  # noqa: F405
+    _db["CONN_MAX_AGE"] = 0
+# Serve static files from the finders; the test run never collects them.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,53 @@
+"""Small helpers shared by the tests."""
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kombu import Connection
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test with a clear message if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate.__doc__ or predicate}")
+        time.sleep(interval)
+
+
+def make_envelope(**overrides: Any) -> dict[str, Any]:
+    """A valid ``employee.registered`` CloudEvent, round-tripped through JSON."""
+    envelope = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/tests",
+        "type": "employee.registered",
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "data": {
+            "employee_id": 1,
+            "full_name": "Anna Petrova",
+            "position": "Backend Engineer",
+            "department": "Platform",
+            "team": None,
+        },
+    }
+    envelope.update(overrides)
+    return json.loads(json.dumps(envelope))
+
+
+def queue_depth(connection: Connection, name: str) -> int:
+    """Messages ready in a queue (declared passively: it must exist)."""
+    channel = connection.channel()
+    try:
+        _, count, _ = channel.queue_declare(queue=name, passive=True)
+        return count
+    finally:
+        channel.close()

@@ -1,0 +1,77 @@
+"""The event contract: what is accepted and why the rest is refused."""
+
+import json
+
+import pytest
+
+from portal.messaging.contracts import (
+    REASON_INVALID_DATA,
+    REASON_INVALID_ENVELOPE,
+    REASON_UNKNOWN_TYPE,
+    ContractError,
+    build_event,
+    validate_event,
+)
+from tests.helpers import make_envelope
+
+
+def test_a_valid_event_round_trips_through_json():
+    event = validate_event(make_envelope())
+    again = validate_event(json.loads(json.dumps(event.as_json())))
+    assert again.as_json() == event.as_json()
+    assert again.envelope.version == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"id": ""}, REASON_INVALID_ENVELOPE),
+        ({"specversion": "0.3"}, REASON_INVALID_ENVELOPE),
+        ({"time": "yesterday"}, REASON_INVALID_ENVELOPE),
+        ({"time": "2026-01-01T10:00:00"}, REASON_INVALID_ENVELOPE),  # no zone
+        ({"data": "not an object"}, REASON_INVALID_ENVELOPE),
+        ({"type": "employee.fired"}, REASON_UNKNOWN_TYPE),
+        ({"dataschemaversion": 2}, REASON_UNKNOWN_TYPE),
+        ({"data": {"employee_id": "7"}}, REASON_INVALID_DATA),
+    ],
+)
+def test_invalid_events_are_refused_with_a_reason(change, reason):
+    with pytest.raises(ContractError) as caught:
+        validate_event(make_envelope(**change))
+    assert caught.value.reason == reason
+    assert str(caught.value).startswith(reason)
+
+
+def test_missing_id_names_the_field():
+    envelope = make_envelope()
+    del envelope["id"]
+    with pytest.raises(ContractError) as caught:
+        validate_event(envelope)
+    assert ["id"] in [error["loc"] for error in caught.value.errors]
+
+
+def test_non_object_is_refused():
+    with pytest.raises(ContractError) as caught:
+        validate_event(["not", "an", "event"])
+    assert caught.value.reason == REASON_INVALID_ENVELOPE
+
+
+def test_version_may_come_from_dataschema():
+    event = validate_event(make_envelope(dataschema="https://example.com/schemas/v1"))
+    assert event.envelope.version == 1
+    with pytest.raises(ContractError) as caught:
+        validate_event(make_envelope(dataschema="https://example.com/schemas/v9"))
+    assert caught.value.reason == REASON_UNKNOWN_TYPE
+
+
+def test_build_event_fills_the_envelope():
+    event = build_event(
+        type="department.renamed",
+        source="/portal/registrar",
+        data={"department_id": 3, "old_name": "A", "new_name": "B"},
+    ).as_json()
+    assert event["specversion"] == "1.0"
+    assert event["dataschemaversion"] == 1
+    assert event["datacontenttype"] == "application/json"
+    assert event["id"]
+    assert event["time"].endswith("Z") or "+" in event["time"]

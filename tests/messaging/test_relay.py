@@ -1,0 +1,86 @@
+"""The relay against real PostgreSQL and RabbitMQ: confirms, SKIP LOCKED, no doubles."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import transaction
+from kombu import Consumer
+
+from portal.messaging import topology
+from portal.messaging.models import OutboxMessage
+from portal.messaging.outbox import outbox_emit
+from portal.messaging.publisher import publish_pending
+from portal.messaging.relay import Relay
+
+pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
+
+
+def emit_renames(count: int) -> list[str]:
+    with transaction.atomic():
+        return [
+            outbox_emit(
+                type="department.renamed",
+                source="/tests/relay",
+                data={"department_id": i, "old_name": f"D{i}", "new_name": f"E{i}"},
+            ).event_id
+            for i in range(count)
+        ]
+
+
+def drain_event_ids(broker) -> list[str]:
+    """Every event id carried by the task messages now in the feed queue."""
+    ids: list[str] = []
+
+    def on_message(body, message):
+        args, _kwargs, _embed = body
+        ids.extend(event["id"] for event in args[0])
+        message.ack()
+
+    with Consumer(broker, [topology.feed_queue()], callbacks=[on_message], accept=["json"]):
+        while True:
+            try:
+                broker.drain_events(timeout=1)
+            except TimeoutError:
+                return ids
+
+
+def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(clean_queues, settings):
+    settings.OUTBOX_EVENTS_PER_MESSAGE = 40
+    expected = emit_renames(100)
+    result = publish_pending()
+    assert (result.sent, result.failed) == (100, 0)
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    assert sorted(drain_event_ids(clean_queues)) == sorted(expected)
+
+
+def test_concurrent_relays_publish_each_row_exactly_once(clean_queues, settings):
+    settings.OUTBOX_EVENTS_PER_MESSAGE = 10
+    expected = emit_renames(600)
+    relays = [Relay(grace=0, batch_size=25) for _ in range(4)]
+    threads = [threading.Thread(target=relay.drain) for relay in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    published = Counter(drain_event_ids(clean_queues))
+    assert set(published) == set(expected)
+    assert max(published.values()) == 1
+    assert OutboxMessage.objects.filter(status="pending").count() == 0
+
+
+def test_unreachable_broker_leaves_rows_pending_with_the_error(clean_queues, settings):
+    emit_renames(3)
+    settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
+    result = publish_pending()
+    assert (result.sent, result.failed) == (0, 3)
+    rows = OutboxMessage.objects.all()
+    assert {row.status for row in rows} == {"pending"}
+    assert {row.attempts for row in rows} == {1}
+    assert all("Connection refused" in row.last_error for row in rows)
+
+
+def test_relay_waits_out_the_grace_period_for_the_fast_path(clean_queues):
+    emit_renames(2)
+    assert Relay(grace=60).drain() == 0
+    assert Relay(grace=0).drain() == 2
