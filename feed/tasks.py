@@ -36,8 +36,12 @@ def apply_events(self, events: Any) -> dict[str, int]:
         delays = settings.FEED_RETRY_DELAYS
         attempt = self.request.retries
         if attempt >= len(delays):
-            logger.error("Giving up on task %s after %d retries", self.request.id, attempt)
+            logger.error(
+                "Giving up on task %s after %d retries", self.request.id, attempt
+            )
             raise
-        logger.warning("Transient error, retry %d in %ss: %s", attempt + 1, delays[attempt], exc)
+        logger.warning(
+            "Transient error, retry %d in %ss: %s", attempt + 1, delays[attempt], exc
+        )
         raise self.retry(exc=exc, countdown=delays[attempt]) from exc
     return asdict(result)

@@ -22,7 +22,14 @@ class EmployeeAdmin(admin.ModelAdmin):
     search_fields = ["full_name", "email"]
     list_select_related = ["department", "team"]
     # Changes must go through the registrar services so they emit events.
-    readonly_fields = ["full_name", "email", "position", "department", "team", "hired_on"]
+    readonly_fields = [
+        "full_name",
+        "email",
+        "position",
+        "department",
+        "team",
+        "hired_on",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -8,5 +8,9 @@ class EmployeeRegisterForm(forms.Form):
     email = forms.EmailField()
     position = forms.CharField(max_length=120)
     department = forms.ModelChoiceField(queryset=Department.objects.all())
-    team = forms.ModelChoiceField(queryset=Team.objects.select_related("department"), required=False)
-    hired_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.select_related("department"), required=False
+    )
+    hired_on = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )

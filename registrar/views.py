@@ -34,5 +34,7 @@ def employee_register_view(request):
 @login_required
 @permission_required("registrar.view_employee", raise_exception=True)
 def employee_detail(request, pk: int):
-    employee = get_object_or_404(Employee.objects.select_related("department", "team"), pk=pk)
+    employee = get_object_or_404(
+        Employee.objects.select_related("department", "team"), pk=pk
+    )
     return render(request, "registrar/employee_detail.html", {"employee": employee})

@@ -45,7 +45,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def _fail_without_real_stack():
-    pytest.fail("CI=true but the real stack is not configured (DATABASE_URL, CELERY_BROKER_URL)")
+    pytest.fail(
+        "CI=true but the real stack is not configured (DATABASE_URL, CELERY_BROKER_URL)"
+    )
 
 
 @pytest.fixture
@@ -75,7 +77,9 @@ def clean_queues(broker: Connection) -> Iterator[Connection]:
 class WorkerProcess:
     """A ``celery worker`` subprocess on the test database and broker."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, concurrency: int = 2
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -122,8 +126,8 @@ def worker_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="portal.settings.base",
         DATABASE_URL=(
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}"
-            f":{db['PORT'] or 5432}/{db['NAME']}"
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}"
+            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         ),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         CONN_MAX_AGE="0",
@@ -133,7 +137,9 @@ def worker_env(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def feed_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:
+def feed_worker(
+    django_db_setup, django_db_blocker, tmp_path_factory
+) -> Iterator[WorkerProcess]:
     """A real Celery worker consuming the feed queue for the whole session."""
     if not real_stack_available():
         pytest.skip("needs the real stack")

@@ -10,15 +10,19 @@ from typing import Any
 from kombu import Connection
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll until ``predicate()`` is truthy; fail the test with a clear message if not."""
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
+) -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test clearly if it never is."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {predicate.__doc__ or predicate}")
+            raise AssertionError(
+                f"condition not met within {timeout}s: {predicate.__doc__ or predicate}"
+            )
         time.sleep(interval)
 
 

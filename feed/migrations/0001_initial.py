@@ -4,47 +4,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DeadLetter',
+            name="DeadLetter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(db_index=True, max_length=100)),
-                ('error', models.TextField(blank=True, default='')),
-                ('event_type', models.CharField(blank=True, default='', max_length=100)),
-                ('source', models.CharField(blank=True, default='', max_length=200)),
-                ('event_id', models.CharField(blank=True, default='', max_length=200)),
-                ('body', models.TextField(help_text='The message body as received.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("reason", models.CharField(db_index=True, max_length=100)),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "event_type",
+                    models.CharField(blank=True, default="", max_length=100),
+                ),
+                ("source", models.CharField(blank=True, default="", max_length=200)),
+                ("event_id", models.CharField(blank=True, default="", max_length=200)),
+                ("body", models.TextField(help_text="The message body as received.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='FeedEvent',
+            name="FeedEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(max_length=200)),
-                ('event_id', models.CharField(max_length=200, verbose_name='event id')),
-                ('type', models.CharField(db_index=True, max_length=100)),
-                ('time', models.DateTimeField(help_text='When it happened (the CloudEvent time).')),
-                ('data', models.JSONField()),
-                ('text', models.TextField(help_text='The sentence shown on the feed.')),
-                ('department', models.CharField(blank=True, db_index=True, default='', max_length=120)),
-                ('traceparent', models.CharField(blank=True, default='', max_length=55)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("source", models.CharField(max_length=200)),
+                ("event_id", models.CharField(max_length=200, verbose_name="event id")),
+                ("type", models.CharField(db_index=True, max_length=100)),
+                (
+                    "time",
+                    models.DateTimeField(
+                        help_text="When it happened (the CloudEvent time)."
+                    ),
+                ),
+                ("data", models.JSONField()),
+                ("text", models.TextField(help_text="The sentence shown on the feed.")),
+                (
+                    "department",
+                    models.CharField(
+                        blank=True, db_index=True, default="", max_length=120
+                    ),
+                ),
+                (
+                    "traceparent",
+                    models.CharField(blank=True, default="", max_length=55),
+                ),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-time', '-id'],
-                'indexes': [models.Index(fields=['-time', '-id'], name='feed_event_time_idx')],
-                'constraints': [models.UniqueConstraint(fields=('source', 'event_id'), name='feed_event_unique_per_source')],
+                "ordering": ["-time", "-id"],
+                "indexes": [
+                    models.Index(fields=["-time", "-id"], name="feed_event_time_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("source", "event_id"),
+                        name="feed_event_unique_per_source",
+                    )
+                ],
             },
         ),
     ]

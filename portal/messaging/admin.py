@@ -5,7 +5,16 @@ from .models import OutboxMessage
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "type", "event_id", "status", "attempts", "created_at", "published_at", "last_error"]
+    list_display = [
+        "id",
+        "type",
+        "event_id",
+        "status",
+        "attempts",
+        "created_at",
+        "published_at",
+        "last_error",
+    ]
     list_filter = ["status", "type"]
     search_fields = ["event_id", "type"]
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]

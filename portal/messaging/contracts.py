@@ -149,7 +149,9 @@ class Event:
 def _errors(exc: ValidationError) -> tuple[dict[str, Any], ...]:
     return tuple(
         {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        for e in exc.errors(
+            include_url=False, include_context=False, include_input=False
+        )
     )
 
 
@@ -157,7 +159,8 @@ def validate_event(raw: Any) -> Event:
     """Validate a decoded CloudEvent; raise ``ContractError`` if it never can be."""
     if not isinstance(raw, Mapping):
         raise ContractError(
-            REASON_INVALID_ENVELOPE, ({"loc": [], "msg": "event must be a JSON object"},)
+            REASON_INVALID_ENVELOPE,
+            ({"loc": [], "msg": "event must be a JSON object"},),
         )
     try:
         envelope = Envelope.model_validate(raw)

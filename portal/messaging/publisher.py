@@ -141,7 +141,7 @@ def publish_pending(
                 reused = _connections.reused
                 _connections.reset()
                 if reused:
-                    continue  # a connection that went stale while idle: once more, fresh
+                    continue  # went stale while idle: once more, fresh
                 error = f"{type(exc).__name__}: {exc}"
             break
         if error:
@@ -191,7 +191,9 @@ class BackgroundPublisher:
         try:
             self._queue.put_nowait(message_id)
         except queue.Full:
-            logger.warning("Publisher queue full; outbox row %s left to the relay", message_id)
+            logger.warning(
+                "Publisher queue full; outbox row %s left to the relay", message_id
+            )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far was handled (for tests/shutdown)."""

@@ -41,7 +41,9 @@ def test_feed_event_keeps_the_envelope_and_a_sentence():
         envelope["id"],
         "employee.registered",
     )
-    assert event.text == "Anna Petrova joined the company as Backend Engineer in Platform"
+    assert (
+        event.text == "Anna Petrova joined the company as Backend Engineer in Platform"
+    )
     assert event.department == "Platform"
     assert event.data == envelope["data"]
 

@@ -37,7 +37,9 @@ def drain_event_ids(broker) -> list[str]:
         ids.extend(event["id"] for event in args[0])
         message.ack()
 
-    with Consumer(broker, [topology.feed_queue()], callbacks=[on_message], accept=["json"]):
+    with Consumer(
+        broker, [topology.feed_queue()], callbacks=[on_message], accept=["json"]
+    ):
         while True:
             try:
                 broker.drain_events(timeout=1)
@@ -45,7 +47,9 @@ def drain_event_ids(broker) -> list[str]:
                 return ids
 
 
-def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(clean_queues, settings):
+def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(
+    clean_queues, settings
+):
     settings.OUTBOX_EVENTS_PER_MESSAGE = 40
     expected = emit_renames(100)
     result = publish_pending()

@@ -90,8 +90,9 @@ def test_rolled_back_registration_leaves_no_event_and_schedules_no_publish(
     django_capture_on_commit_callbacks,
 ):
     department = DepartmentFactory()
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
+
+    def register_then_fail():
+        with transaction.atomic():
             employee_register(
                 full_name="Olga",
                 email="olga@example.com",
@@ -99,6 +100,9 @@ def test_rolled_back_registration_leaves_no_event_and_schedules_no_publish(
                 department=department,
             )
             raise RuntimeError("the caller's transaction fails later")
+
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError):
+        register_then_fail()
     assert Employee.objects.count() == 0
     assert OutboxMessage.objects.count() == 0
     assert callbacks == []

@@ -15,11 +15,15 @@ class Command(BaseCommand):
             action="store_true",
             help="Publish what is overdue now, then exit.",
         )
-        parser.add_argument("--grace", type=float, help="Seconds a row may wait for the fast path.")
+        parser.add_argument(
+            "--grace", type=float, help="Seconds a row may wait for the fast path."
+        )
         parser.add_argument("--interval", type=float, help="Seconds between polls.")
         parser.add_argument("--batch-size", type=int, help="Rows taken per pass.")
 
-    def handle(self, *args, once=False, grace=None, interval=None, batch_size=None, **options):
+    def handle(
+        self, *args, once=False, grace=None, interval=None, batch_size=None, **options
+    ):
         relay = Relay(grace=grace, interval=interval, batch_size=batch_size)
         if once:
             sent = relay.drain()

@@ -1,0 +1,59 @@
+# Portal: the quick start is `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-8)
+PORTAL_PORT ?= 8000
+export PORTAL_PORT
+
+# What `make test` uses when DATABASE_URL is unset and the servers answer.
+LOCAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
+LOCAL_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+
+.PHONY: install run test lint format flower relay worker migrate clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+## Embedded default (SQLite + filesystem broker) unless DATABASE_URL/CELERY_BROKER_URL are set.
+run: migrate
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py seed_demo
+	@echo "Portal: http://127.0.0.1:$(PORTAL_PORT)/  (Ctrl-C stops web, worker and relay)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+
+## The whole suite; uses local PostgreSQL + RabbitMQ when they answer.
+test: install
+	@if [ -z "$$DATABASE_URL" ] && $(PY) -c "import socket,sys; [socket.create_connection(('127.0.0.1', p), 1).close() for p in (5432, 5672)]" 2>/dev/null; then \
+		echo "make test: using PostgreSQL and RabbitMQ on 127.0.0.1"; \
+		export DATABASE_URL="$(LOCAL_DATABASE_URL)" CELERY_BROKER_URL="$(LOCAL_BROKER_URL)"; \
+	fi; \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+flower: install
+	$(VENV)/bin/celery -A portal flower --address=127.0.0.1 --port=5555
+
+worker: install
+	$(VENV)/bin/celery -A portal worker --loglevel=INFO --queues=feed
+
+relay: install
+	$(PY) manage.py relay_outbox
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache
