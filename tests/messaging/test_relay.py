@@ -4,7 +4,7 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from kombu import Consumer
 
 from portal.messaging import topology
@@ -14,6 +14,18 @@ from portal.messaging.publisher import publish_pending
 from portal.messaging.relay import Relay
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def private_queue(broker, settings):
+    """Publish to a queue of this test's own, out of the feed worker's reach."""
+    settings.FEED_QUEUE = "feed.relay-test"
+    topology.declare(broker)
+    yield
+    channel = broker.channel()
+    channel.queue_delete(topology.feed_queue_name())
+    channel.queue_delete(topology.dead_letter_queue_name())
+    channel.close()
 
 
 def emit_renames(count: int) -> list[str]:
@@ -47,33 +59,38 @@ def drain_event_ids(broker) -> list[str]:
                 return ids
 
 
-def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(
-    clean_queues, settings
-):
+def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(broker, settings):
     settings.OUTBOX_EVENTS_PER_MESSAGE = 40
     expected = emit_renames(100)
     result = publish_pending()
     assert (result.sent, result.failed) == (100, 0)
     assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
-    assert sorted(drain_event_ids(clean_queues)) == sorted(expected)
+    assert sorted(drain_event_ids(broker)) == sorted(expected)
 
 
-def test_concurrent_relays_publish_each_row_exactly_once(clean_queues, settings):
+def test_concurrent_relays_publish_each_row_exactly_once(broker, settings):
     settings.OUTBOX_EVENTS_PER_MESSAGE = 10
     expected = emit_renames(600)
     relays = [Relay(grace=0, batch_size=25) for _ in range(4)]
-    threads = [threading.Thread(target=relay.drain) for relay in relays]
+
+    def run(relay: Relay) -> None:
+        try:
+            relay.drain()
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=run, args=(relay,)) for relay in relays]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    published = Counter(drain_event_ids(clean_queues))
+    published = Counter(drain_event_ids(broker))
     assert set(published) == set(expected)
     assert max(published.values()) == 1
     assert OutboxMessage.objects.filter(status="pending").count() == 0
 
 
-def test_unreachable_broker_leaves_rows_pending_with_the_error(clean_queues, settings):
+def test_unreachable_broker_leaves_rows_pending_with_the_error(broker, settings):
     emit_renames(3)
     settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
     result = publish_pending()
@@ -84,7 +101,7 @@ def test_unreachable_broker_leaves_rows_pending_with_the_error(clean_queues, set
     assert all("Connection refused" in row.last_error for row in rows)
 
 
-def test_relay_waits_out_the_grace_period_for_the_fast_path(clean_queues):
+def test_relay_waits_out_the_grace_period_for_the_fast_path(broker):
     emit_renames(2)
     assert Relay(grace=60).drain() == 0
     assert Relay(grace=0).drain() == 2

@@ -1,0 +1,296 @@
+"""docker-compose.yml and the Dockerfile point at things that exist.
+
+No Docker engine is needed: the files are parsed, and every entry point they
+name (manage.py commands, the WSGI callable, the Celery app and its queues) is
+resolved against the code, so renaming one breaks this test instead of the
+deployment. No database is touched.
+"""
+
+import importlib
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from celery import Celery
+from django.core.management import get_commands
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+EXPECTED_SERVICES = {
+    "postgres",
+    "rabbitmq",
+    "migrate",
+    "web",
+    "worker",
+    "relay",
+    "flower",
+}
+APP_SERVICES = {"migrate", "web", "worker", "relay", "flower"}
+LONG_RUNNING_APP_SERVICES = {"web", "worker", "relay"}
+NEEDS_HEALTHCHECK = {"postgres", "rabbitmq", "web", "worker"}
+ALLOWED_CONDITIONS = {"service_healthy", "service_completed_successfully"}
+# Environment keys whose values are secrets: they must come from the environment.
+SECRET_KEY_PATTERN = re.compile(r"SECRET|PASSWORD|PASS$|TOKEN|BASIC_AUTH")
+INTERPOLATION = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*(:?[-?][^}]*)?\}$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    # Join continuation lines so each instruction is one line.
+    return re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+
+
+def argv(service: dict) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def option(args: list[str], long: str, short: str | None = None) -> str | None:
+    """The value of ``--long=value``, ``--long value`` or ``-s value`` in args."""
+    for index, arg in enumerate(args):
+        if arg.startswith(f"{long}="):
+            return arg.split("=", 1)[1]
+        if arg in {long, short} and index + 1 < len(args):
+            return args[index + 1]
+    return None
+
+
+def healthcheck_text(service: dict) -> str:
+    test = service["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test)
+
+
+def dockerfile_cmd(dockerfile: str) -> list[str]:
+    commands = re.findall(r"^CMD\s+(.+)$", dockerfile, flags=re.MULTILINE)
+    assert commands, "Dockerfile has no CMD"
+    return json.loads(commands[-1])
+
+
+# --- Services and their order of start -----------------------------------------
+
+
+def test_compose_defines_every_service_of_the_stack(services):
+    assert services.keys() >= EXPECTED_SERVICES
+
+
+def test_dependencies_wait_for_health_or_completion_not_just_start(services):
+    """A bare ``depends_on: [x]`` only waits for x's container to start."""
+    with_dependencies = {name for name, svc in services.items() if "depends_on" in svc}
+    assert with_dependencies >= APP_SERVICES
+    for name in with_dependencies:
+        depends_on = services[name]["depends_on"]
+        assert isinstance(depends_on, dict), f"{name}: depends_on must name conditions"
+        for target, spec in depends_on.items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            condition = (spec or {}).get("condition")
+            assert condition in ALLOWED_CONDITIONS, f"{name} -> {target}: {condition!r}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], (
+                    f"{name} waits for {target} to be healthy; it has no healthcheck"
+                )
+
+
+def test_app_processes_start_after_database_broker_and_migrations(services):
+    def condition(service: str, target: str) -> str:
+        return services[service]["depends_on"][target]["condition"]
+
+    for name in LONG_RUNNING_APP_SERVICES:
+        assert condition(name, "postgres") == "service_healthy", name
+        assert condition(name, "rabbitmq") == "service_healthy", name
+        assert condition(name, "migrate") == "service_completed_successfully", name
+    assert condition("migrate", "postgres") == "service_healthy"
+    assert condition("flower", "rabbitmq") == "service_healthy"
+
+
+def test_migrate_runs_once_and_is_not_restarted_after_success(services):
+    """``unless-stopped`` would rerun a one-shot container after every exit."""
+    assert str(services["migrate"].get("restart", "no")) in {"no", "on-failure"}
+
+
+def test_servers_and_broker_and_database_have_healthchecks(services):
+    for name in NEEDS_HEALTHCHECK:
+        test = services[name].get("healthcheck", {}).get("test")
+        assert test, f"{name} has no healthcheck"
+        assert test not in (["NONE"], "NONE"), f"{name} disables its healthcheck"
+    assert "pg_isready -U portal -d portal" in healthcheck_text(services["postgres"])
+    assert "rabbitmq-diagnostics -q ping" in healthcheck_text(services["rabbitmq"])
+    assert "/accounts/login/" in healthcheck_text(services["web"])
+
+
+def test_worker_healthcheck_pings_its_own_node_with_escaped_hostname(services):
+    """Compose would interpolate a single ``$HOSTNAME`` itself (to nothing)."""
+    healthcheck = services["worker"]["healthcheck"]["test"]
+    assert healthcheck[0] == "CMD-SHELL", "needs a shell to expand $HOSTNAME"
+    text = healthcheck_text(services["worker"])
+    assert "celery -A portal inspect ping" in text
+    assert "celery@$$HOSTNAME" in text
+    assert not re.search(r"(?<!\$)\$HOSTNAME", text.replace("$$HOSTNAME", ""))
+
+
+# --- Entry points exist in the code -------------------------------------------
+
+
+def test_manage_py_subcommands_used_are_real_django_commands(services):
+    used = {}
+    for name, service in services.items():
+        args = argv(service)
+        if "manage.py" in args:
+            used[name] = args[args.index("manage.py") + 1]
+    assert used.get("migrate") == "migrate"
+    assert used.get("relay") == "relay_outbox"
+    available = get_commands()
+    for name, command in used.items():
+        assert command in available, f"{name}: manage.py {command} does not exist"
+
+
+def test_web_serves_the_projects_wsgi_callable_with_gunicorn(services):
+    args = argv(services["web"])
+    assert args[0] == "gunicorn"
+    target = next(arg for arg in args[1:] if not arg.startswith("-"))
+    assert target == "portal.wsgi:application"
+    module_name, _, attribute = target.partition(":")
+    application = getattr(importlib.import_module(module_name), attribute)
+    assert callable(application)
+    assert option(args, "--bind", "-b") == "0.0.0.0:8000"
+    assert any(str(port).endswith("8000:8000") for port in services["web"]["ports"])
+
+
+def test_programs_the_commands_run_are_project_dependencies(services):
+    """The image only has what ``pip install .`` installs from pyproject.toml."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = {
+        re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
+        for requirement in pyproject["project"]["dependencies"]
+    }
+    programs = {argv(service)[0] for service in services.values() if argv(service)}
+    assert {"gunicorn", "celery", "python"} <= programs
+    assert {"gunicorn", "celery", "flower"} <= declared
+    for program in programs - {"python"}:
+        assert program in declared, f"{program} is not a project dependency"
+        importlib.import_module(program)
+
+
+def test_celery_commands_load_the_portal_app(services):
+    celery_services = [
+        name for name, svc in services.items() if argv(svc)[:1] == ["celery"]
+    ]
+    assert {"worker", "flower"} <= set(celery_services)
+    for name in celery_services:
+        assert option(argv(services[name]), "--app", "-A") == "portal", name
+    portal = importlib.import_module("portal")
+    assert isinstance(portal.celery_app, Celery)
+
+
+def test_worker_consumes_only_queues_the_app_declares(services):
+    args = argv(services["worker"])
+    assert args[:4] == ["celery", "-A", "portal", "worker"]
+    queues = option(args, "--queues", "-Q")
+    assert queues, "the worker must name its queues"
+    portal = importlib.import_module("portal")
+    declared = [queue.name for queue in portal.celery_app.conf.task_queues]
+    for queue in queues.split(","):
+        assert queue in declared, f"worker consumes {queue!r}, app declares {declared}"
+
+
+# --- Configuration and secrets -------------------------------------------------
+
+
+def test_app_services_run_the_image_with_production_settings(services):
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service.get("build") == ".", name
+        env = environment(service)
+        assert env["DJANGO_SETTINGS_MODULE"] == "portal.settings.production", name
+        assert env["DEBUG"] in {"0", "False", "false"}, name
+        assert env["DATABASE_URL"].startswith("postgres://"), name
+        assert "@postgres:5432/" in env["DATABASE_URL"], name
+        assert env["CELERY_BROKER_URL"].startswith("amqp://"), name
+        assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"], name
+
+
+def test_compose_holds_no_literal_secrets(services):
+    lines = COMPOSE_FILE.read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    for match in re.finditer(r"SECRET_KEY\s*[:=]\s*(\S*)", text):
+        assert match.group(1).startswith("${"), f"literal SECRET_KEY: {match.group(0)}"
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if SECRET_KEY_PATTERN.search(key):
+                assert INTERPOLATION.match(value), f"{name}: {key} is not ${{...}}"
+        assert not any(arg.startswith("--basic-auth=") for arg in argv(service)), name
+    for name in APP_SERVICES:
+        database_url = environment(services[name])["DATABASE_URL"]
+        assert re.match(r"postgres://[^:/@]+:\$\{[^}]+\}@", database_url), name
+
+
+def test_required_secrets_stop_compose_when_unset(services):
+    """``${VAR:?...}`` makes compose refuse to start instead of using a blank key."""
+    for name in APP_SERVICES:
+        assert environment(services[name])["SECRET_KEY"].startswith("${SECRET_KEY:?"), (
+            name
+        )
+    flower_env = environment(services["flower"])
+    assert flower_env["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+
+
+# --- The image -------------------------------------------------------------------
+
+
+def test_dockerfile_installs_the_project_from_pyproject(dockerfile):
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, flags=re.MULTILINE)
+    run_lines = re.findall(r"^RUN\s+(.+)$", dockerfile, flags=re.MULTILINE)
+    assert any(re.search(r"\bpip install \.(\s|$)", line) for line in run_lines)
+    assert not re.search(r"pip install[^\n]*\.\[", dockerfile), "no extras in the image"
+    assert any("manage.py collectstatic --noinput" in line for line in run_lines)
+
+
+def test_dockerfile_default_command_is_the_web_server(dockerfile, services):
+    assert dockerfile_cmd(dockerfile) == argv(services["web"])
+    assert re.search(r"^EXPOSE\s+8000\b", dockerfile, flags=re.MULTILINE)
+
+
+def test_image_runs_as_a_non_root_user(dockerfile):
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert users, "no USER: the processes would run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_dockerfile_secret_key_exists_only_for_the_build(dockerfile):
+    """An ``ENV SECRET_KEY`` would ship in the image and be used at run time."""
+    assert not re.search(r"^ENV\b[^\n]*SECRET_KEY", dockerfile, flags=re.MULTILINE)
+    values = re.findall(r"SECRET_KEY=(\S+)", dockerfile)
+    assert values, "collectstatic needs a build-only SECRET_KEY"
+    assert all(value.startswith("build-only-") for value in values)
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", "var", ".git", ".env", "bench/results/tmp"} <= ignored
+    assert ignored & {"__pycache__", "**/__pycache__"}
