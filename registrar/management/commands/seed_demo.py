@@ -46,9 +46,8 @@ class Command(BaseCommand):
             self.stdout.write("Demo company exists; nothing added.")
         else:
             self._company(employees, random.Random(seed))
-        self.stdout.write(
-            self.style.SUCCESS(f"Log in as admin / {password} (saved in {self._path()})")
-        )
+        login = f"Log in as admin / {password} (saved in {self._path()})"
+        self.stdout.write(self.style.SUCCESS(login))
 
     def _path(self):
         return settings.VAR_DIR / "demo-credentials.txt"
