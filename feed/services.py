@@ -9,8 +9,9 @@ from typing import Any
 from django.db import transaction
 
 from portal.messaging.contracts import ContractError, Event, validate_event
+from portal.messaging.models import DeadLetter
 
-from .models import DeadLetter, FeedEvent
+from .models import FeedEvent
 from .rendering import department_of, render_text
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import OutboxMessage
+from .models import DeadLetter, OutboxMessage
 
 
 @admin.register(OutboxMessage)
@@ -18,3 +18,10 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     list_filter = ["status", "type"]
     search_fields = ["event_id", "type"]
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "reason", "event_type", "source", "event_id"]
+    list_filter = ["reason", "event_type"]
+    search_fields = ["event_id", "source", "error"]

@@ -44,3 +44,21 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id} ({self.status})"
+
+
+class DeadLetter(models.Model):
+    """A message that can never be processed, kept with why (the dead-letter store)."""
+
+    reason = models.CharField(max_length=100, db_index=True)
+    error = models.TextField(blank=True, default="")
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    source = models.CharField(max_length=200, blank=True, default="")
+    event_id = models.CharField(max_length=200, blank=True, default="")
+    body = models.TextField(help_text="The message body as received.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.event_type or '?'} {self.event_id or ''}".strip()

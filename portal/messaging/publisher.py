@@ -11,6 +11,7 @@ runs ``publish_pending`` off the request thread, so a request never waits on
 RabbitMQ, reachable or not.
 """
 
+import atexit
 import logging
 import os
 import queue
@@ -179,6 +180,7 @@ class BackgroundPublisher:
 
     max_queued = 10_000
     pause_after_failure = 5.0
+    flush_at_exit_seconds = 5.0
 
     def __init__(self) -> None:
         self._queue: queue.Queue[int] = queue.Queue(maxsize=self.max_queued)
@@ -216,6 +218,10 @@ class BackgroundPublisher:
                 )
                 thread.start()
                 self._pid = os.getpid()
+                # A short-lived process (a management command, a script) gets
+                # its rows out before it exits instead of leaving them to the
+                # relay's grace period.
+                atexit.register(self.flush, timeout=self.flush_at_exit_seconds)
 
     def _take_batch(self) -> list[int]:
         ids = [self._queue.get()]

@@ -11,9 +11,9 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from kombu import Exchange, Producer
 
-from feed.models import DeadLetter, FeedEvent
+from feed.models import FeedEvent
 from portal.messaging import topology
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import DeadLetter, OutboxMessage
 from portal.messaging.publisher import _connections, _send_batch, background
 from portal.messaging.relay import Relay
 from registrar.models import Employee

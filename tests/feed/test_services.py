@@ -2,9 +2,10 @@
 
 import pytest
 
-from feed.models import DeadLetter, FeedEvent
+from feed.models import FeedEvent
 from feed.selectors import feed_events_list
 from feed.services import feed_events_apply
+from portal.messaging.models import DeadLetter
 from tests.helpers import make_envelope
 
 pytestmark = pytest.mark.django_db
