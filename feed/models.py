@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -25,3 +26,53 @@ class FeedEvent(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Reaction(models.Model):
+    """One person's reaction of one kind to one feed event."""
+
+    class Kind(models.TextChoices):
+        LIKE = "like", "Like"
+        FIRE = "fire", "Fire"
+
+    feed_event = models.ForeignKey(
+        FeedEvent, on_delete=models.CASCADE, related_name="reactions"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feed_event", "user", "kind"],
+                name="reaction_one_per_kind_per_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind} on {self.feed_event_id}"
+
+
+class Thanks(models.Model):
+    """A thank-you from one colleague to another; it reaches the feed as
+    ``thanks.sent`` through the outbox."""
+
+    from_employee = models.ForeignKey(
+        "registrar.Employee", on_delete=models.CASCADE, related_name="thanks_sent"
+    )
+    to_employee = models.ForeignKey(
+        "registrar.Employee", on_delete=models.CASCADE, related_name="thanks_received"
+    )
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "thanks"
+
+    def __str__(self) -> str:
+        return f"{self.from_employee} → {self.to_employee}"

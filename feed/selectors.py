@@ -1,8 +1,19 @@
 """Reads of the feed shared by views and the API."""
 
-from django.db.models import QuerySet
+import base64
+import binascii
+from datetime import datetime
 
-from .models import FeedEvent
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from .models import FeedEvent, Reaction
+
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this feed did not hand out."""
 
 
 def feed_events_list(
@@ -15,3 +26,83 @@ def feed_events_list(
     if department:
         events = events.filter(department=department)
     return events
+
+
+def encode_cursor(event: FeedEvent) -> str:
+    """An opaque cursor naming ``event``'s place in the feed (time, id)."""
+    raw = f"{event.time.isoformat()}|{event.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (time, id) inside a cursor; ``InvalidCursor`` if it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode()).decode()
+        time_text, id_text = raw.rsplit("|", 1)
+        time = datetime.fromisoformat(time_text)
+        pk = int(id_text)
+    except (ValueError, binascii.Error, UnicodeError) as error:
+        raise InvalidCursor("Invalid cursor.") from error
+    if time.tzinfo is None:
+        raise InvalidCursor("Invalid cursor.")
+    return time, pk
+
+
+def with_reactions(events: QuerySet[FeedEvent], *, user=None) -> QuerySet[FeedEvent]:
+    """Annotate ``like_count``/``fire_count`` and, for ``user``, ``liked``/
+    ``fired``, so a page of cards costs one query."""
+    events = events.annotate(
+        like_count=Count("reactions", filter=Q(reactions__kind=Reaction.Kind.LIKE)),
+        fire_count=Count("reactions", filter=Q(reactions__kind=Reaction.Kind.FIRE)),
+    )
+    if user is not None and user.is_authenticated:
+        mine = Reaction.objects.filter(feed_event=OuterRef("pk"), user=user)
+        events = events.annotate(
+            liked=Exists(mine.filter(kind=Reaction.Kind.LIKE)),
+            fired=Exists(mine.filter(kind=Reaction.Kind.FIRE)),
+        )
+    return events
+
+
+def feed_page(
+    *,
+    user=None,
+    before: str | None = None,
+    event_type: str | None = None,
+    department: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[FeedEvent], str | None]:
+    """One page of the feed, newest first by event time, older than ``before``.
+
+    Keyset pagination on (time, id): no offsets, stable while events arrive.
+    Returns the events (with reaction annotations, see ``with_reactions``) and
+    the cursor of the next, older page, or ``None`` on the last page. Raises
+    ``InvalidCursor`` for a cursor this function did not hand out.
+    """
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    events = feed_events_list(event_type=event_type, department=department)
+    if before:
+        time, pk = decode_cursor(before)
+        events = events.filter(Q(time__lt=time) | Q(time=time, pk__lt=pk))
+    items = list(with_reactions(events, user=user)[: limit + 1])
+    next_cursor = encode_cursor(items[limit - 1]) if len(items) > limit else None
+    return items[:limit], next_cursor
+
+
+def feed_arrived_since(
+    *,
+    user=None,
+    since_id: int,
+    event_type: str | None = None,
+    department: str | None = None,
+    limit: int = 50,
+) -> list[FeedEvent]:
+    """Events that reached the feed after the one with id ``since_id``,
+    newest first by event time: what a page already showing the feed is
+    missing. Arrival order is the id, which is why this is not a time cursor:
+    an event may arrive after a newer one."""
+    events = feed_events_list(event_type=event_type, department=department).filter(
+        pk__gt=since_id
+    )
+    return list(with_reactions(events, user=user)[:limit])

@@ -6,15 +6,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from portal.messaging.contracts import ContractError, Event, validate_event
 from portal.messaging.models import DeadLetter
+from portal.messaging.outbox import outbox_emit
+from registrar.models import Employee
 
-from .models import FeedEvent
+from .models import FeedEvent, Reaction, Thanks
 from .rendering import department_of, render_text
 
 logger = logging.getLogger(__name__)
+
+THANKS_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -101,3 +107,87 @@ def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
     if dead:
         DeadLetter.objects.bulk_create(dead)
     return ApplyResult(created=len(new), duplicates=duplicates, dead_lettered=len(dead))
+
+
+class FeedError(Exception):
+    """A feed write that cannot be made, with the field it concerns."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def reaction_counts(*, feed_event: FeedEvent) -> dict[str, int]:
+    """How many reactions of each kind ``feed_event`` has (every kind present)."""
+    counts = dict.fromkeys(Reaction.Kind.values, 0)
+    rows = (
+        Reaction.objects.filter(feed_event=feed_event)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+    )
+    counts.update(dict(rows))
+    return counts
+
+
+@transaction.atomic
+def reaction_toggle(
+    *, feed_event: FeedEvent, user: Any, kind: str
+) -> tuple[bool, dict[str, int]]:
+    """Add ``user``'s reaction of ``kind`` to ``feed_event``, or take it back.
+
+    Returns whether the reaction is now active and the event's counts per
+    kind. One reaction of a kind per person per event (a database
+    constraint); two concurrent toggles end in one state, never two rows.
+    Raises ``FeedError`` for an unknown kind.
+    """
+    if kind not in Reaction.Kind.values:
+        raise FeedError(f"Unknown reaction {kind!r}.", field="kind")
+    deleted, _ = Reaction.objects.filter(
+        feed_event=feed_event, user=user, kind=kind
+    ).delete()
+    active = not deleted
+    if active:
+        try:
+            with transaction.atomic():
+                Reaction.objects.create(feed_event=feed_event, user=user, kind=kind)
+        except IntegrityError:
+            # A concurrent toggle of the same reaction added it first.
+            pass
+    return active, reaction_counts(feed_event=feed_event)
+
+
+@transaction.atomic
+def thanks_send(
+    *, from_employee: Employee, to_employee: Employee, message: str
+) -> Thanks:
+    """Store a thank-you and emit ``thanks.sent`` through the outbox, together.
+
+    Raises ``FeedError`` when thanking oneself or when the message is empty
+    or longer than 500 characters; nothing is stored then.
+    """
+    message = (message or "").strip()
+    if not message:
+        raise FeedError("Say what you are thanking them for.", field="message")
+    if len(message) > THANKS_MAX_LENGTH:
+        raise FeedError(
+            f"Keep it to {THANKS_MAX_LENGTH} characters ({len(message)} now).",
+            field="message",
+        )
+    if from_employee.pk == to_employee.pk:
+        raise FeedError("You cannot thank yourself.", field="to_employee")
+    thanks = Thanks.objects.create(
+        from_employee=from_employee, to_employee=to_employee, message=message
+    )
+    outbox_emit(
+        type="thanks.sent",
+        source=f"{settings.PORTAL_EVENT_SOURCE}/feed",
+        data={
+            "from_employee_id": from_employee.pk,
+            "from_name": from_employee.full_name,
+            "to_employee_id": to_employee.pk,
+            "to_name": to_employee.full_name,
+            "message": message,
+        },
+    )
+    return thanks

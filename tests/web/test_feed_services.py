@@ -1,0 +1,147 @@
+"""Reactions, thanks and the feed page selector."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+
+from feed.models import FeedEvent, Reaction, Thanks
+from feed.selectors import InvalidCursor, decode_cursor, encode_cursor, feed_page
+from feed.services import FeedError, reaction_toggle, thanks_send
+from portal.messaging.models import OutboxMessage
+from portal.roles import HR_GROUP, STAFF_GROUP, is_hr, is_staff_member
+from tests.factories import EmployeeFactory
+from tests.web.factories import FeedEventFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_roles_exist_with_their_permissions():
+    hr = Group.objects.get(name=HR_GROUP)
+    staff = Group.objects.get(name=STAFF_GROUP)
+    hr_perms = set(hr.permissions.values_list("codename", flat=True))
+    staff_perms = set(staff.permissions.values_list("codename", flat=True))
+    assert {"add_employee", "change_employee", "change_department"} <= hr_perms
+    assert "add_employee" not in staff_perms
+    assert {"view_feedevent", "add_reaction", "delete_reaction", "add_thanks"} <= (
+        staff_perms
+    )
+
+
+def test_role_helpers():
+    staff = UserFactory(groups=[STAFF_GROUP])
+    hr = UserFactory(groups=[HR_GROUP])
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    nobody = UserFactory()
+    assert (is_hr(staff), is_hr(hr), is_hr(admin), is_hr(nobody)) == (
+        False,
+        True,
+        True,
+        False,
+    )
+    assert [is_staff_member(u) for u in (staff, hr, admin, nobody)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_reaction_toggles_on_and_off_per_person():
+    event = FeedEventFactory()
+    anna, ivan = UserFactory(), UserFactory()
+    assert reaction_toggle(feed_event=event, user=anna, kind="like") == (
+        True,
+        {"like": 1, "fire": 0},
+    )
+    assert reaction_toggle(feed_event=event, user=ivan, kind="like") == (
+        True,
+        {"like": 2, "fire": 0},
+    )
+    assert reaction_toggle(feed_event=event, user=anna, kind="fire") == (
+        True,
+        {"like": 2, "fire": 1},
+    )
+    assert reaction_toggle(feed_event=event, user=anna, kind="like") == (
+        False,
+        {"like": 1, "fire": 1},
+    )
+    assert Reaction.objects.count() == 2
+
+
+def test_unknown_reaction_is_refused():
+    with pytest.raises(FeedError) as error:
+        reaction_toggle(feed_event=FeedEventFactory(), user=UserFactory(), kind="meh")
+    assert error.value.field == "kind"
+
+
+def test_thanks_stores_and_emits_one_event():
+    olga, ivan = EmployeeFactory(full_name="Olga"), EmployeeFactory(full_name="Ivan")
+    thanks = thanks_send(from_employee=ivan, to_employee=olga, message=" for the demo ")
+    assert thanks.message == "for the demo"
+    [row] = OutboxMessage.objects.all()
+    assert row.type == "thanks.sent"
+    assert row.envelope["data"] == {
+        "from_employee_id": ivan.pk,
+        "from_name": "Ivan",
+        "to_employee_id": olga.pk,
+        "to_name": "Olga",
+        "message": "for the demo",
+    }
+
+
+@pytest.mark.parametrize(
+    ("message", "same", "field"),
+    [
+        ("", False, "message"),
+        ("x" * 501, False, "message"),
+        ("hi", True, "to_employee"),
+    ],
+)
+def test_invalid_thanks_store_nothing(message, same, field):
+    ivan = EmployeeFactory()
+    other = ivan if same else EmployeeFactory()
+    with pytest.raises(FeedError) as error:
+        thanks_send(from_employee=ivan, to_employee=other, message=message)
+    assert error.value.field == field
+    assert not Thanks.objects.exists()
+    assert not OutboxMessage.objects.exists()
+
+
+def test_feed_pages_by_time_then_id_without_gaps_or_repeats():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # Several events share a time: the id breaks the tie.
+    for i in range(25):
+        FeedEventFactory(time=start + timedelta(minutes=i // 3))
+    expected = list(
+        FeedEvent.objects.order_by("-time", "-id").values_list("pk", flat=True)
+    )
+    seen, cursor = [], None
+    while True:
+        items, cursor = feed_page(before=cursor, limit=4)
+        seen += [e.pk for e in items]
+        if cursor is None:
+            break
+    assert seen == expected
+
+
+def test_feed_page_filters_and_annotates():
+    user = UserFactory()
+    joined = FeedEventFactory(department="Platform")
+    FeedEventFactory(type="department.renamed", department="Finance")
+    reaction_toggle(feed_event=joined, user=user, kind="fire")
+    items, cursor = feed_page(user=user, department="Platform")
+    assert [e.pk for e in items] == [joined.pk]
+    assert cursor is None
+    assert (items[0].like_count, items[0].fire_count) == (0, 1)
+    assert (items[0].liked, items[0].fired) == (False, True)
+    items, _ = feed_page(user=user, event_type="department.renamed")
+    assert [e.type for e in items] == ["department.renamed"]
+
+
+def test_cursor_round_trips_and_rejects_garbage():
+    event = FeedEventFactory()
+    assert decode_cursor(encode_cursor(event)) == (event.time, event.pk)
+    for bad in ("nope", "", "!!!!", encode_cursor(event)[:-3]):
+        with pytest.raises(InvalidCursor):
+            decode_cursor(bad)
