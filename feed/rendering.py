@@ -33,3 +33,39 @@ def department_of(event_type: str, data: Mapping[str, Any]) -> str:
     if event_type == "department.renamed":
         return data["new_name"]
     return ""
+
+
+_LABELS = {
+    "employee.registered": "Joined",
+    "employee.position_changed": "New position",
+    "team.member_joined": "Team change",
+    "team.member_left": "Team change",
+    "department.renamed": "Department renamed",
+    "thanks.sent": "Thanks",
+}
+EVENT_TYPES = list(_LABELS)
+
+
+def type_label(event_type: str) -> str:
+    """A short label for an event type, for badges and filters."""
+    return _LABELS.get(event_type, event_type)
+
+
+def actor_name(event_type: str, data: Mapping[str, Any]) -> str:
+    """The person or thing a card is about, for its avatar."""
+    if not isinstance(data, Mapping):
+        return ""
+    for key in ("from_name", "full_name", "new_name"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
+
+
+def initials(name: str) -> str:
+    """Up to two initials: "Anna Petrova" -> "AP"; "Finance & Accounting" -> "FA"."""
+    words = [w for w in name.split() if w[:1].isalnum()]
+    if not words:
+        return "·"
+    letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
+    return letters.upper()

@@ -1,10 +1,121 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""The feed home page, its live updates, reactions and thanks."""
 
-from .selectors import feed_events_list
+from django.contrib import messages
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.roles import is_hr, staff_member_required
+from registrar.models import Department, Employee
+
+from .forms import ThanksForm
+from .models import FeedEvent
+from .rendering import EVENT_TYPES, type_label
+from .selectors import InvalidCursor, feed_arrived_since, feed_page
+from .services import FeedError, reaction_toggle, thanks_send
 
 
-@login_required
+def _filters(request) -> dict[str, str]:
+    return {
+        "event_type": request.GET.get("type", "").strip(),
+        "department": request.GET.get("department", "").strip(),
+    }
+
+
+def _sender(user) -> Employee | None:
+    return Employee.objects.filter(user=user).first()
+
+
+@require_GET
+@staff_member_required
 def home(request):
-    events = feed_events_list(event_type=request.GET.get("type"))[:50]
-    return render(request, "feed/home.html", {"events": events})
+    filters = _filters(request)
+    try:
+        events, next_cursor = feed_page(
+            user=request.user, before=request.GET.get("before") or None, **filters
+        )
+    except InvalidCursor:
+        return redirect("feed:home")
+    query = {"type": filters["event_type"], "department": filters["department"]}
+    query = {k: v for k, v in query.items() if v}
+    older_url = (
+        f"{reverse('feed:home')}?{urlencode({**query, 'before': next_cursor})}"
+        if next_cursor
+        else None
+    )
+    sender = _sender(request.user)
+    newest_id = FeedEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    context = {
+        "events": events,
+        "older_url": older_url,
+        "is_first_page": not request.GET.get("before"),
+        "filters": filters,
+        "filter_query": urlencode(query),
+        "event_types": [(t, type_label(t)) for t in EVENT_TYPES],
+        "departments": Department.objects.values_list("name", flat=True),
+        "since_id": newest_id or 0,
+        "sender": sender,
+        "thanks_form": ThanksForm(sender=sender) if sender else None,
+        "can_register": is_hr(request.user),
+    }
+    return render(request, "feed/home.html", context)
+
+
+@require_GET
+@staff_member_required
+def arrived(request):
+    """Cards that reached the feed after ``since`` (an event id), as HTML."""
+    try:
+        since_id = int(request.GET.get("since", "0"))
+    except ValueError:
+        return HttpResponseBadRequest("since must be an integer")
+    events = feed_arrived_since(
+        user=request.user, since_id=since_id, **_filters(request)
+    )
+    html = render_to_string("feed/_cards.html", {"events": events}, request=request)
+    newest = max((e.pk for e in events), default=since_id)
+    return JsonResponse({"count": len(events), "html": html, "since": newest})
+
+
+@require_POST
+@staff_member_required
+def react(request, pk: int):
+    event = get_object_or_404(FeedEvent, pk=pk)
+    try:
+        active, counts = reaction_toggle(
+            feed_event=event, user=request.user, kind=request.POST.get("kind", "")
+        )
+    except FeedError as error:
+        return JsonResponse({"error": error.message, "field": error.field}, status=400)
+    return JsonResponse({"active": active, "counts": counts})
+
+
+@require_POST
+@staff_member_required
+def thank(request):
+    sender = _sender(request.user)
+    if sender is None:
+        messages.error(request, "Your login is not linked to an employee yet.")
+        return redirect("feed:home")
+    form = ThanksForm(request.POST, sender=sender)
+    if form.is_valid():
+        try:
+            thanks = thanks_send(
+                from_employee=sender,
+                to_employee=form.cleaned_data["to_employee"],
+                message=form.cleaned_data["message"],
+            )
+        except FeedError as error:
+            field = error.field if error.field in form.fields else None
+            form.add_error(field, error.message)
+        else:
+            messages.success(
+                request,
+                f"Thanks to {thanks.to_employee} saved; "
+                "it will appear in the feed shortly.",
+            )
+            return redirect("feed:home")
+    return render(request, "feed/thanks.html", {"thanks_form": form}, status=400)

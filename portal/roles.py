@@ -34,3 +34,29 @@ def is_staff_member(user) -> bool:
     if not _active(user):
         return False
     return user.is_staff or user.is_superuser or _in_group(user, STAFF_GROUP, HR_GROUP)
+
+
+def role_required(check):
+    """A view decorator: anonymous users go to the login page, logged-in users
+    failing ``check`` get 403 (PermissionDenied)."""
+    from functools import wraps
+
+    from django.contrib.auth.views import redirect_to_login
+    from django.core.exceptions import PermissionDenied
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not check(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+hr_required = role_required(is_hr)
+staff_member_required = role_required(is_staff_member)

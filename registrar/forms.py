@@ -4,13 +4,42 @@ from .models import Department, Team
 
 
 class EmployeeRegisterForm(forms.Form):
-    full_name = forms.CharField(max_length=200)
+    full_name = forms.CharField(max_length=200, label="Full name")
     email = forms.EmailField()
     position = forms.CharField(max_length=120)
     department = forms.ModelChoiceField(queryset=Department.objects.all())
     team = forms.ModelChoiceField(
-        queryset=Team.objects.select_related("department"), required=False
+        queryset=Team.objects.select_related("department"),
+        required=False,
+        help_text="Optional; must belong to the department.",
     )
     hired_on = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+
+class EmployeeSearchForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"placeholder": "Name or email", "type": "search"}
+        ),
+    )
+
+
+class ChangePositionForm(forms.Form):
+    position = forms.CharField(max_length=120, label="New position")
+
+
+class MoveToTeamForm(forms.Form):
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.select_related("department"),
+        required=False,
+        empty_label="No team",
+        help_text="A team in another department moves the person there too.",
+    )
+
+
+class DepartmentRenameForm(forms.Form):
+    name = forms.CharField(max_length=120, label="New name")

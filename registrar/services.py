@@ -2,6 +2,7 @@
 the change and its event(s) in the outbox together."""
 
 import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -200,3 +201,22 @@ def department_rename(*, department: Department, name: str) -> Department:
         data={"department_id": department.pk, "old_name": old_name, "new_name": name},
     )
     return department
+
+
+@transaction.atomic
+def employee_link_user(*, employee: Employee, user: Any | None) -> Employee:
+    """Link ``employee`` to the login ``user`` (or unlink with ``None``).
+
+    The link decides whose name a logged-in person thanks with. No event: it
+    is not news. Raises ``RegistrarError`` if ``user`` is linked to someone
+    else.
+    """
+    employee = Employee.objects.select_for_update().get(pk=employee.pk)
+    if user is not None:
+        other = Employee.objects.filter(user=user).exclude(pk=employee.pk).first()
+        if other is not None:
+            raise RegistrarError(f"{user} is already linked to {other}.", field="user")
+    if employee.user_id != (user.pk if user else None):
+        employee.user = user
+        employee.save(update_fields=["user", "updated_at"])
+    return employee

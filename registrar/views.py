@@ -1,10 +1,31 @@
+"""Registrar pages, for HR only. Every change goes through the services; the
+page says the feed will show it shortly and never waits for it."""
+
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 
-from .forms import EmployeeRegisterForm
-from .models import Employee
-from .services import RegistrarError, employee_register
+from portal.roles import hr_required
+
+from .forms import (
+    ChangePositionForm,
+    DepartmentRenameForm,
+    EmployeeRegisterForm,
+    EmployeeSearchForm,
+    MoveToTeamForm,
+)
+from .models import Department, Employee
+from .services import (
+    RegistrarError,
+    department_rename,
+    employee_change_position,
+    employee_move_to_team,
+    employee_register,
+)
+
+PER_PAGE = 25
+SAVED = "will appear in the feed shortly"
 
 
 def _show_error(form, error: RegistrarError) -> None:
@@ -12,8 +33,21 @@ def _show_error(form, error: RegistrarError) -> None:
     form.add_error(field, error.message)
 
 
-@login_required
-@permission_required("registrar.add_employee", raise_exception=True)
+@hr_required
+def employee_list(request):
+    search = EmployeeSearchForm(request.GET or None)
+    employees = Employee.objects.select_related("department", "team")
+    query = search.cleaned_data["q"].strip() if search.is_valid() else ""
+    if query:
+        employees = employees.filter(
+            Q(full_name__icontains=query) | Q(email__icontains=query)
+        )
+    page = Paginator(employees, PER_PAGE).get_page(request.GET.get("page"))
+    context = {"search": search, "page": page, "query": query}
+    return render(request, "registrar/employee_list.html", context)
+
+
+@hr_required
 def employee_register_view(request):
     form = EmployeeRegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -23,18 +57,92 @@ def employee_register_view(request):
             _show_error(form, error)
         else:
             messages.success(
-                request,
-                f"{employee.full_name} was registered. "
-                "The news will appear in the feed shortly.",
+                request, f"Saved: {employee.full_name} was registered; {SAVED}."
             )
             return redirect(employee)
     return render(request, "registrar/employee_register.html", {"form": form})
 
 
-@login_required
-@permission_required("registrar.view_employee", raise_exception=True)
+@hr_required
 def employee_detail(request, pk: int):
+    employee = get_object_or_404(
+        Employee.objects.select_related("department", "team", "user"), pk=pk
+    )
+    return render(request, "registrar/employee_detail.html", {"employee": employee})
+
+
+def _employee_change(request, pk, *, form_class, initial, apply, done, title):
     employee = get_object_or_404(
         Employee.objects.select_related("department", "team"), pk=pk
     )
-    return render(request, "registrar/employee_detail.html", {"employee": employee})
+    form = form_class(request.POST or None, initial=initial(employee))
+    if request.method == "POST" and form.is_valid():
+        try:
+            employee = apply(employee, form.cleaned_data)
+        except RegistrarError as error:
+            _show_error(form, error)
+        else:
+            messages.success(request, f"Saved: {done(employee)}; {SAVED}.")
+            return redirect(employee)
+    context = {"employee": employee, "form": form, "title": title}
+    return render(request, "registrar/employee_change.html", context)
+
+
+@hr_required
+def employee_change_position_view(request, pk: int):
+    return _employee_change(
+        request,
+        pk,
+        form_class=ChangePositionForm,
+        initial=lambda e: {"position": e.position},
+        apply=lambda e, data: employee_change_position(
+            employee=e, position=data["position"]
+        ),
+        done=lambda e: f"{e.full_name} is now {e.position}",
+        title="Change position",
+    )
+
+
+@hr_required
+def employee_move_view(request, pk: int):
+    return _employee_change(
+        request,
+        pk,
+        form_class=MoveToTeamForm,
+        initial=lambda e: {"team": e.team_id},
+        apply=lambda e, data: employee_move_to_team(employee=e, team=data["team"]),
+        done=lambda e: f"{e.full_name} moved to {e.team.name if e.team else 'no team'}",
+        title="Move to team",
+    )
+
+
+@hr_required
+def department_list(request):
+    departments = Department.objects.annotate(
+        people=Count("employees", distinct=True),
+        team_count=Count("teams", distinct=True),
+    )
+    return render(
+        request, "registrar/department_list.html", {"departments": departments}
+    )
+
+
+@hr_required
+def department_rename_view(request, pk: int):
+    department = get_object_or_404(Department, pk=pk)
+    form = DepartmentRenameForm(request.POST or None, initial={"name": department.name})
+    if request.method == "POST" and form.is_valid():
+        old_name = department.name
+        try:
+            department = department_rename(
+                department=department, name=form.cleaned_data["name"]
+            )
+        except RegistrarError as error:
+            _show_error(form, error)
+        else:
+            messages.success(
+                request, f"Saved: {old_name} is now {department.name}; {SAVED}."
+            )
+            return redirect("registrar:department_list")
+    context = {"department": department, "form": form}
+    return render(request, "registrar/department_rename.html", context)

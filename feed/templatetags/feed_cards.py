@@ -1,0 +1,22 @@
+from django import template
+
+from feed import rendering
+
+register = template.Library()
+
+
+@register.filter
+def type_label(event_type: str) -> str:
+    return rendering.type_label(event_type)
+
+
+@register.filter
+def avatar_initials(event) -> str:
+    return rendering.initials(rendering.actor_name(event.type, event.data))
+
+
+@register.filter
+def avatar_hue(event) -> int:
+    """A stable colour per person, so the same person keeps the same avatar."""
+    name = rendering.actor_name(event.type, event.data)
+    return sum(map(ord, name)) * 37 % 360

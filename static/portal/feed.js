@@ -1,0 +1,80 @@
+// The feed page: reactions without reloading, and new events as they arrive.
+(function () {
+  "use strict";
+  var feed = document.getElementById("feed");
+  if (!feed) return;
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+  feed.addEventListener("click", function (event) {
+    var button = event.target.closest("button.reaction");
+    if (!button || button.disabled) return;
+    var box = button.closest(".reactions");
+    var body = new URLSearchParams({ kind: button.dataset.kind });
+    button.disabled = true;
+    fetch(box.dataset.url, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (result) {
+        box.querySelectorAll("button.reaction").forEach(function (b) {
+          b.querySelector(".count").textContent = result.counts[b.dataset.kind];
+        });
+        button.classList.toggle("active", result.active);
+        button.setAttribute("aria-pressed", String(result.active));
+      })
+      .catch(function () {
+        button.classList.add("failed");
+      })
+      .finally(function () {
+        button.disabled = false;
+      });
+  });
+
+  if (feed.dataset.live !== "true") return;
+  var notice = document.getElementById("new-events");
+  var url = feed.dataset.arrivedUrl;
+  var POLL_MS = 3000;
+
+  function poll() {
+    if (document.hidden) return schedule();
+    var sep = url.indexOf("?") === -1 ? "?" : "&";
+    fetch(url + sep + "since=" + encodeURIComponent(feed.dataset.since), {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (result) {
+        feed.dataset.since = result.since;
+        if (!result.count) return;
+        var empty = document.getElementById("feed-empty");
+        if (empty) empty.remove();
+        var template = document.createElement("template");
+        template.innerHTML = result.html.trim();
+        template.content.querySelectorAll("li").forEach(function (li) {
+          li.classList.add("fresh");
+          var old = document.getElementById(li.id);
+          if (old) old.remove();
+        });
+        feed.prepend(template.content);
+        notice.textContent =
+          result.count === 1 ? "1 new event" : result.count + " new events";
+        notice.hidden = false;
+      })
+      .catch(function () {})
+      .finally(schedule);
+  }
+
+  function schedule() {
+    window.setTimeout(poll, POLL_MS);
+  }
+  schedule();
+})();
