@@ -11,5 +11,6 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("registrar/", include("registrar.urls")),
+    path("api/", include("portal.api_urls")),
     path("", include("feed.urls")),
 ]
