@@ -1,35 +1,170 @@
-from django.contrib import admin
+"""Admin for the registrar. Adds and changes go through the registrar
+services, so they emit events to the feed like the HR pages do."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
 
 from .models import Department, Employee, Team
+from .services import (
+    RegistrarError,
+    department_create,
+    department_rename,
+    employee_change_position,
+    employee_link_user,
+    employee_move_to_team,
+    employee_register,
+    team_create,
+)
+
+
+def _copy(target, source) -> None:
+    """Give the admin's unsaved instance the saved row's state (pk included),
+    so its success message and redirect point at the right object."""
+    for field in source._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.adding = False
+    target._state.db = source._state.db
+
+
+class EmployeeAdminForm(forms.ModelForm):
+    class Meta:
+        model = Employee
+        fields = ["full_name", "email", "position", "department", "team", "user"]
+
+    def clean(self):
+        # The rules the services enforce, checked first so the admin shows
+        # them as form errors; the services check again when saving.
+        data = super().clean()
+        team, department = data.get("team"), data.get("department")
+        adding = self.instance.pk is None
+        if adding and team and department and team.department_id != department.pk:
+            self.add_error("team", f"{team.name} is not in {department.name}.")
+        user = data.get("user")
+        if user is not None:
+            taken = Employee.objects.filter(user=user).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error("user", f"{user} is already linked to {taken.first()}.")
+        email = data.get("email")
+        if adding and email and Employee.objects.filter(email__iexact=email).exists():
+            self.add_error("email", f"{email} is already registered.")
+        return data
 
 
 @admin.register(Department)
 class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "employee_count", "team_count", "created_at"]
     search_fields = ["name"]
+    fields = ["name"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                employee_count=Count("employees", distinct=True),
+                team_count=Count("teams", distinct=True),
+            )
+        )
+
+    @admin.display(ordering="employee_count", description="people")
+    def employee_count(self, obj):
+        return obj.employee_count
+
+    @admin.display(ordering="team_count", description="teams")
+    def team_count(self, obj):
+        return obj.team_count
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = department_rename(
+                department=Department.objects.get(pk=obj.pk), name=obj.name
+            )
+        else:
+            saved = department_create(name=obj.name)
+        _copy(obj, saved)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "department"]
+    list_display = ["name", "department", "member_count", "created_at"]
     list_filter = ["department"]
-    search_fields = ["name"]
+    search_fields = ["name", "department__name"]
+    list_select_related = ["department"]
+    fields = ["name", "department"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("members"))
+
+    @admin.display(ordering="member_count", description="members")
+    def member_count(self, obj):
+        return obj.member_count
+
+    def get_readonly_fields(self, request, obj=None):
+        # Renaming or moving a team has no event (and no service) yet.
+        return ["name", "department"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            _copy(obj, team_create(name=obj.name, department=obj.department))
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
-    list_display = ["full_name", "email", "position", "department", "team", "is_active"]
-    list_filter = ["department", "is_active"]
-    search_fields = ["full_name", "email"]
-    list_select_related = ["department", "team"]
-    # Changes must go through the registrar services so they emit events.
-    readonly_fields = [
+    form = EmployeeAdminForm
+    list_display = [
         "full_name",
         "email",
         "position",
         "department",
         "team",
+        "user",
         "hired_on",
+        "is_active",
     ]
+    list_filter = ["department", "team", "is_active", "hired_on"]
+    search_fields = ["full_name", "email", "position"]
+    list_select_related = ["department", "team", "user"]
+    autocomplete_fields = ["user"]
+    date_hierarchy = "hired_on"
 
-    def has_add_permission(self, request):
+    def get_readonly_fields(self, request, obj=None):
+        # Name, email and department have no change service (the department
+        # follows the team); they are set at registration.
+        return ["full_name", "email", "department"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if not change:
+                saved = employee_register(
+                    full_name=data["full_name"],
+                    email=data["email"],
+                    position=data["position"],
+                    department=data["department"],
+                    team=data.get("team"),
+                )
+            else:
+                saved = Employee.objects.get(pk=obj.pk)
+                if "position" in form.changed_data:
+                    saved = employee_change_position(
+                        employee=saved, position=data["position"]
+                    )
+                if "team" in form.changed_data:
+                    saved = employee_move_to_team(employee=saved, team=data["team"])
+            if "user" in form.changed_data or (not change and data.get("user")):
+                saved = employee_link_user(employee=saved, user=data.get("user"))
+        except RegistrarError as error:
+            # Only a race with another change gets here; the form checked first.
+            messages.error(request, error.message)
+            raise
+        _copy(obj, saved)
+
+    def has_delete_permission(self, request, obj=None):
         return False
