@@ -15,18 +15,17 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from portal.api_permissions import IsStaffMember
+from portal.api import (
+    IsStaffMember,
+    StrictCharField,
+    StrictPrimaryKeyRelatedField,
+    field_error,
+)
 from registrar.models import Employee
 
 from .models import FeedEvent, Reaction
 from .selectors import MAX_PAGE_SIZE, PAGE_SIZE, InvalidCursor, feed_page
 from .services import FeedError, reaction_counts, reaction_toggle, thanks_send
-
-
-def feed_validation_error(error: FeedError) -> serializers.ValidationError:
-    field = error.field or "non_field_errors"
-    return serializers.ValidationError({field: [error.message]})
-
 
 # --- Feed ---------------------------------------------------------------------
 
@@ -233,7 +232,7 @@ class ReactionView(APIView):
                         feed_event=feed_event, user=request.user, kind=kind
                     )
                 except FeedError as error:
-                    raise feed_validation_error(error) from None
+                    raise field_error(error.message, error.field) from None
             else:
                 counts = reaction_counts(feed_event=feed_event)
         state = {
@@ -282,11 +281,11 @@ class ThanksSerializer(serializers.Serializer):
 
 
 class ThanksCreateSerializer(serializers.Serializer):
-    to_employee = serializers.PrimaryKeyRelatedField(
+    to_employee = StrictPrimaryKeyRelatedField(
         queryset=Employee.objects.filter(is_active=True),
         help_text="The id of the colleague to thank.",
     )
-    message = serializers.CharField(max_length=500)
+    message = StrictCharField(max_length=500)
 
 
 class ThanksView(APIView):
@@ -318,5 +317,5 @@ class ThanksView(APIView):
                 message=serializer.validated_data["message"],
             )
         except FeedError as error:
-            raise feed_validation_error(error) from None
+            raise field_error(error.message, error.field) from None
         return Response(ThanksSerializer(thanks).data, status=status.HTTP_201_CREATED)

@@ -12,7 +12,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from portal.api_permissions import ReadStaffWriteHR
+from portal.api import (
+    ReadStaffWriteHR,
+    StrictCharField,
+    StrictEmailField,
+    StrictPrimaryKeyRelatedField,
+    field_error,
+)
 
 from .models import Department, Employee, Team
 from .services import (
@@ -22,12 +28,6 @@ from .services import (
     employee_move_to_team,
     employee_register,
 )
-
-
-def registrar_validation_error(error: RegistrarError) -> serializers.ValidationError:
-    """The 400 answer for a change the registrar refused: ``{field: [message]}``."""
-    field = error.field or "non_field_errors"
-    return serializers.ValidationError({field: [error.message]})
 
 
 class RejectUnknownFieldsMixin:
@@ -94,13 +94,13 @@ class EmployeeSerializer(serializers.ModelSerializer):
 
 
 class EmployeeRegisterSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    full_name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(max_length=254)
-    position = serializers.CharField(max_length=120)
-    department = serializers.PrimaryKeyRelatedField(
+    full_name = StrictCharField(max_length=200)
+    email = StrictEmailField(max_length=254)
+    position = StrictCharField(max_length=120)
+    department = StrictPrimaryKeyRelatedField(
         queryset=Department.objects.all(), help_text="Department id."
     )
-    team = serializers.PrimaryKeyRelatedField(
+    team = StrictPrimaryKeyRelatedField(
         queryset=Team.objects.all(),
         required=False,
         allow_null=True,
@@ -112,12 +112,12 @@ class EmployeeRegisterSerializer(RejectUnknownFieldsMixin, serializers.Serialize
 
 
 class EmployeeUpdateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    position = serializers.CharField(
+    position = StrictCharField(
         max_length=120,
         required=False,
         help_text="New position; emits employee.position_changed.",
     )
-    team = serializers.PrimaryKeyRelatedField(
+    team = StrictPrimaryKeyRelatedField(
         queryset=Team.objects.all(),
         required=False,
         allow_null=True,
@@ -138,7 +138,7 @@ class EmployeeUpdateSerializer(RejectUnknownFieldsMixin, serializers.Serializer)
 
 
 class DepartmentRenameSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    name = serializers.CharField(max_length=120)
+    name = StrictCharField(max_length=120)
 
 
 class EmployeeFilterSerializer(serializers.Serializer):
@@ -231,7 +231,7 @@ class EmployeeViewSet(
         try:
             employee = employee_register(**serializer.validated_data)
         except RegistrarError as error:
-            raise registrar_validation_error(error) from None
+            raise field_error(error.message, error.field) from None
         return Response(
             EmployeeSerializer(employee).data, status=status.HTTP_201_CREATED
         )
@@ -252,7 +252,7 @@ class EmployeeViewSet(
                         employee=employee, team=changes["team"]
                     )
         except RegistrarError as error:
-            raise registrar_validation_error(error) from None
+            raise field_error(error.message, error.field) from None
         employee = self.get_queryset().get(pk=employee.pk)
         return Response(EmployeeSerializer(employee).data)
 
@@ -286,7 +286,7 @@ class DepartmentViewSet(
                 department=department, name=serializer.validated_data["name"]
             )
         except RegistrarError as error:
-            raise registrar_validation_error(error) from None
+            raise field_error(error.message, error.field) from None
         return Response(DepartmentSerializer(department).data)
 
 

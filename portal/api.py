@@ -1,0 +1,75 @@
+"""What every app's API shares: permission classes for the roles in
+``portal.roles`` and strictly typed input fields."""
+
+from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from portal.roles import is_hr, is_staff_member
+
+
+class IsStaffMember(BasePermission):
+    """Staff, HR and admins: read the feed and the registrar, react, thank."""
+
+    message = "Only staff members may use this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_staff_member(request.user)
+
+
+class IsHR(BasePermission):
+    """HR (and superusers): the registrar's writes."""
+
+    message = "Only HR may change the registrar."
+
+    def has_permission(self, request, view) -> bool:
+        return is_hr(request.user)
+
+
+class ReadStaffWriteHR(BasePermission):
+    """Staff members read; only HR writes."""
+
+    message = "Only HR may change the registrar."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            if not is_staff_member(request.user):
+                self.message = IsStaffMember.message
+                return False
+            return True
+        return is_hr(request.user)
+
+
+# JSON has types: a number is not a name and "5" is not an id. DRF's fields
+# would coerce both; these refuse them instead.
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(serializers.EmailField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    def run_validation(self, data=serializers.empty):
+        # DRF reads "" as null (for HTML forms); in JSON it is a wrong type.
+        if data == "":
+            self.fail("incorrect_type", data_type="str")
+        return super().run_validation(data)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+def field_error(message: str, field: str | None) -> serializers.ValidationError:
+    """A 400 answer ``{field: [message]}`` for a refusal of a service."""
+    return serializers.ValidationError({field or "non_field_errors": [message]})
