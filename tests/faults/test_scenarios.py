@@ -1,0 +1,48 @@
+"""Fault injection on the real stack: every event is counted, none may be lost
+or duplicated. The scenarios themselves live in ``scenarios.py``, shared with
+``bench/chaos.py``, which runs them at a larger scale."""
+
+import pytest
+
+from . import scenarios
+
+pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
+
+
+def assert_exact(outcome, *, dead_lettered: int = 0) -> None:
+    assert (outcome.lost, outcome.duplicated) == (0, 0), outcome
+    assert outcome.dead_lettered == dead_lettered, outcome
+    assert outcome.in_feed == outcome.sent - dead_lettered, outcome
+    assert outcome.unexpected_in_feed == 0, outcome
+
+
+def test_registrations_survive_an_unreachable_broker_and_all_reach_the_feed(lab):
+    outcome = scenarios.broker_outage(lab)
+    assert outcome.extra["registered"] == outcome.extra["expected"] == 1000
+    assert outcome.sent == 1000
+    assert_exact(outcome)
+
+
+def test_workers_killed_mid_processing_lose_and_duplicate_nothing(lab):
+    outcome = scenarios.worker_killed(lab)
+    assert outcome.sent == 5000
+    assert_exact(outcome)
+
+
+def test_database_unreachable_to_the_worker_is_retried(lab):
+    outcome = scenarios.database_outage(lab)
+    assert outcome.extra["retries"] > 0, "the outage hit no message"
+    assert_exact(outcome)
+
+
+def test_queued_messages_survive_a_broker_restart(lab):
+    outcome = scenarios.broker_restart(lab)
+    assert outcome.extra["queued_before"] > 0
+    assert outcome.extra["queued_after"] == outcome.extra["queued_before"]
+    assert_exact(outcome)
+
+
+def test_events_published_twice_appear_once(lab):
+    outcome = scenarios.published_twice(lab)
+    assert outcome.sent == 1000
+    assert_exact(outcome)
