@@ -1,8 +1,7 @@
 """Every write of the feed."""
 
-import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +9,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
+from portal.messaging import topology
 from portal.messaging.contracts import ContractError, Event, validate_event
+from portal.messaging.deadletters import dead_letter_for_contract_error
 from portal.messaging.models import DeadLetter
 from portal.messaging.outbox import outbox_emit
 from registrar.models import Employee
@@ -30,27 +31,6 @@ class ApplyResult:
     dead_lettered: int = 0
 
 
-def _dead_letter(raw: Any, error: ContractError) -> DeadLetter:
-    fields = raw if isinstance(raw, dict) else {}
-
-    def text(key: str) -> str:
-        value = fields.get(key)
-        return value[:200] if isinstance(value, str) else ""
-
-    try:
-        body = json.dumps(raw, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        body = repr(raw)
-    return DeadLetter(
-        reason=error.reason,
-        error=str(error),
-        event_type=text("type")[:100],
-        source=text("source"),
-        event_id=text("id"),
-        body=body,
-    )
-
-
 def _feed_event(event: Event) -> FeedEvent:
     env = event.envelope
     data = event.data.model_dump(mode="json")
@@ -67,24 +47,40 @@ def _feed_event(event: Event) -> FeedEvent:
 
 
 @transaction.atomic
-def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
+def feed_events_apply(
+    *,
+    envelopes: Iterable[Any],
+    origins: Iterable[Mapping[str, Any]] | None = None,
+    dead_letters: Iterable[DeadLetter] = (),
+) -> ApplyResult:
     """Validate CloudEvents and add the valid ones to the feed, in one transaction.
 
     Idempotent: an event whose (source, id) is already on the feed, or appears
     twice in ``envelopes``, is skipped. An event that can never be applied is
     stored as a ``DeadLetter`` with its reason instead, without failing the
-    others. Database errors propagate (the caller retries the whole batch,
-    which is safe because of the idempotency).
+    others; ``origins`` (one mapping per envelope: exchange, routing key,
+    headers…) says where each came from, so that record can be requeued there.
+    By default an event came from the feed task queue. ``dead_letters`` are
+    stored in the same transaction (a consumer's undecodable messages), so a
+    consumer acks everything it read once this returns. Database errors
+    propagate (the caller retries the whole batch, which is safe because of
+    the idempotency).
     """
     valid: dict[tuple[str, str], FeedEvent] = {}
-    dead: list[DeadLetter] = []
+    dead: list[DeadLetter] = list(dead_letters)
     duplicates = 0
-    for raw in envelopes:
+    envelopes = list(envelopes)
+    origins = list(origins) if origins is not None else [{}] * len(envelopes)
+    for raw, origin in zip(envelopes, origins, strict=True):
         try:
             event = validate_event(raw)
         except ContractError as error:
             logger.warning("Dead-lettering event: %s", error)
-            dead.append(_dead_letter(raw, error))
+            dead.append(
+                dead_letter_for_contract_error(
+                    raw, error, **({**_task_origin(), **origin})
+                )
+            )
             continue
         key = (event.envelope.source, event.envelope.id)
         if key in valid:
@@ -107,6 +103,14 @@ def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
     if dead:
         DeadLetter.objects.bulk_create(dead)
     return ApplyResult(created=len(new), duplicates=duplicates, dead_lettered=len(dead))
+
+
+def _task_origin() -> dict[str, str]:
+    return {
+        "exchange": topology.FEED_EXCHANGE,
+        "routing_key": topology.feed_queue_name(),
+        "queue": topology.feed_queue_name(),
+    }
 
 
 class FeedError(Exception):

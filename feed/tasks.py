@@ -1,12 +1,15 @@
 """The feed's Celery task: thin, validating, idempotent, acked after commit."""
 
 import logging
+import traceback
 from dataclasses import asdict
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+
+from portal.messaging import deadletters, topology
 
 from .services import feed_events_apply
 
@@ -24,8 +27,10 @@ def apply_events(self, events: Any) -> dict[str, int]:
     (``task_acks_late``). Invalid events are dead-lettered inside that
     transaction and never retried; a transient database error retries the
     whole batch after ``FEED_RETRY_DELAYS``, held by RabbitMQ (native delayed
-    delivery), and after the last delay the message is rejected to the
-    dead-letter queue.
+    delivery, so a delay never ties up a worker and survives restarts); the
+    attempt count travels in the message (``retries``). After the last delay
+    the events go to ``feed.dead`` with reason "retries exhausted" and the
+    error, and from there into the dead-letter store.
     """
     if not isinstance(events, list):
         # A single envelope (or garbage): validation dead-letters what it is.
@@ -39,9 +44,42 @@ def apply_events(self, events: Any) -> dict[str, int]:
             logger.error(
                 "Giving up on task %s after %d retries", self.request.id, attempt
             )
-            raise
+            _give_up(self, events, exc)
+            return {"created": 0, "duplicates": 0, "dead_lettered": len(events)}
         logger.warning(
             "Transient error, retry %d in %ss: %s", attempt + 1, delays[attempt], exc
         )
         raise self.retry(exc=exc, countdown=delays[attempt]) from exc
     return asdict(result)
+
+
+def _give_up(task, events: list[Any], exc: BaseException) -> None:
+    """Hand the events to ``feed.dead`` with why, confirmed, before the ack.
+
+    The database is what failed, so the store cannot be written now; the
+    dead-letter consumer stores them once it can. If even this publish fails,
+    the exception propagates and the message is rejected to ``feed.dead``
+    by the queue instead (``task_acks_on_failure_or_timeout`` is off).
+    """
+    attempts = task.request.retries + 1
+    headers = {
+        deadletters.HEADER_REASON: deadletters.REASON_RETRIES_EXHAUSTED,
+        deadletters.HEADER_ERROR: "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        )[-4000:],
+        deadletters.HEADER_ATTEMPTS: attempts,
+        deadletters.HEADER_QUEUE: topology.feed_queue_name(),
+    }
+    with task.app.producer_or_acquire() as producer:
+        task.app.send_task(
+            topology.FEED_TASK,
+            args=[events],
+            exchange=topology.DEAD_LETTER_EXCHANGE,
+            routing_key=topology.dead_letter_queue_name(),
+            queue=topology.dead_letter_queue(),
+            headers=headers,
+            producer=producer,
+            mandatory=True,
+            retry=False,
+            confirm_timeout=settings.OUTBOX_PUBLISH_TIMEOUT,
+        )

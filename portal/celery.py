@@ -19,9 +19,15 @@ def _configure_topology(sender: Celery, **kwargs: object) -> None:
 
 
 def _install_bootsteps() -> None:
-    from portal.messaging.bootsteps import DeclareTopology
-
-    app.steps["consumer"].add(DeclareTopology)
+    # By name: loaded when a worker starts, after Django is set up (they use
+    # models); web processes and the relay never import them.
+    app.steps["consumer"].update(
+        {
+            "portal.messaging.bootsteps:DeclareTopology",
+            "portal.messaging.bootsteps:IngestConsumer",
+            "portal.messaging.bootsteps:DeadLetterConsumer",
+        }
+    )
 
 
 _install_bootsteps()

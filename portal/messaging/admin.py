@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
+from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
+from .deadletters import deadletters_purge, deadletters_requeue, decoded_body
 from .models import DeadLetter, OutboxMessage
 
 
@@ -69,6 +71,59 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "reason", "event_type", "source", "event_id"]
-    list_filter = ["reason", "event_type"]
-    search_fields = ["event_id", "source", "error"]
+    """The dead-letter store: see why, see the payload, requeue or purge."""
+
+    list_display = [
+        "id",
+        "created_at",
+        "status",
+        "reason",
+        "event_type",
+        "source",
+        "event_id",
+        "attempts",
+        "queue",
+    ]
+    list_filter = ["status", "reason", "event_type", "kind", "queue"]
+    search_fields = ["event_id", "source", "event_type", "error", "body"]
+    date_hierarchy = "created_at"
+    actions = ["requeue", "purge"]
+    readonly_fields = [
+        "payload",
+        *[f.name for f in DeadLetter._meta.fields if f.name != "body"],
+    ]
+    exclude = ["body"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def payload(self, obj: DeadLetter):
+        return format_html(
+            '<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">'
+            "{}</pre>",
+            decoded_body(obj),
+        )
+
+    @admin.action(
+        description="Requeue: publish again to where they came from",
+        permissions=["requeue"],
+    )
+    def requeue(self, request, queryset):
+        done, errors = deadletters_requeue(queryset.order_by("id"))
+        if done:
+            self.message_user(request, f"Requeued {done} dead letter(s).")
+        for error in errors:
+            self.message_user(request, error, level=messages.ERROR)
+
+    @admin.action(description="Purge: delete for good", permissions=["delete"])
+    def purge(self, request, queryset):
+        self.message_user(request, f"Purged {deadletters_purge(queryset)} record(s).")
+
+    def has_requeue_permission(self, request) -> bool:
+        return request.user.has_perm("messaging.view_deadletter") and (
+            request.user.has_perm("messaging.delete_deadletter")
+        )

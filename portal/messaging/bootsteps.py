@@ -1,10 +1,11 @@
-"""Worker bootsteps: declare the topology the worker relies on at start."""
+"""Worker bootsteps: the topology the worker relies on, and its extra consumers."""
 
 import logging
 
 from celery import bootsteps
 
 from . import topology
+from .consumer import DeadLetterConsumerStep, IngestConsumerStep
 
 logger = logging.getLogger(__name__)
 
@@ -17,3 +18,23 @@ class DeclareTopology(bootsteps.StartStopStep):
 
     def start(self, c) -> None:
         topology.declare(c.connection)
+
+
+def _on_rabbitmq(c) -> bool:
+    # Dead-lettering and exchanges to other services need RabbitMQ; the
+    # embedded filesystem broker has neither.
+    return c.app.connection_for_write().transport.driver_type == "amqp"
+
+
+class IngestConsumer(IngestConsumerStep):
+    """Events other services publish to ``portal.events`` → the feed."""
+
+    def include_if(self, c) -> bool:
+        return _on_rabbitmq(c)
+
+
+class DeadLetterConsumer(DeadLetterConsumerStep):
+    """``feed.dead`` → the dead-letter store."""
+
+    def include_if(self, c) -> bool:
+        return _on_rabbitmq(c)

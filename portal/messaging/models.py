@@ -1,3 +1,5 @@
+import base64
+
 from django.db import models
 
 
@@ -47,18 +49,103 @@ class OutboxMessage(models.Model):
 
 
 class DeadLetter(models.Model):
-    """A message that can never be processed, kept with why (the dead-letter store)."""
+    """A message that can never be processed, kept with why (the dead-letter store).
+
+    Two kinds of record: an ``EVENT`` holds one CloudEvent that failed its
+    contract (its body is that event's JSON); a ``MESSAGE`` holds a whole AMQP
+    message as RabbitMQ dead-lettered it (body byte for byte, headers,
+    properties). ``exchange`` and ``routing_key`` say where it came from, which
+    is where ``deadletter_requeue`` publishes it again.
+    """
+
+    class Kind(models.TextChoices):
+        EVENT = "event", "Event"
+        MESSAGE = "message", "Message"
+
+    class Status(models.TextChoices):
+        DEAD = "dead", "Dead"
+        REQUEUED = "requeued", "Requeued"
+
+    class BodyEncoding(models.TextChoices):
+        TEXT = "text", "Text (UTF-8)"
+        BASE64 = "base64", "Base64 (binary)"
 
     reason = models.CharField(max_length=100, db_index=True)
-    error = models.TextField(blank=True, default="")
+    error = models.TextField(
+        blank=True, default="", help_text="The error, or traceback, that killed it."
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENT)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.DEAD, db_index=True
+    )
     event_type = models.CharField(max_length=100, blank=True, default="")
     source = models.CharField(max_length=200, blank=True, default="")
     event_id = models.CharField(max_length=200, blank=True, default="")
     body = models.TextField(help_text="The message body as received.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    body_encoding = models.CharField(
+        max_length=10, choices=BodyEncoding.choices, default=BodyEncoding.TEXT
+    )
+    size = models.PositiveIntegerField(default=0, help_text="Body size in bytes.")
+    content_type = models.CharField(max_length=200, blank=True, default="")
+    headers = models.JSONField(default=dict, blank=True)
+    properties = models.JSONField(
+        default=dict, blank=True, help_text="AMQP properties (message id, app id…)."
+    )
+    exchange = models.CharField(
+        max_length=200, blank=True, default="", help_text="Where it was published."
+    )
+    routing_key = models.CharField(max_length=300, blank=True, default="")
+    queue = models.CharField(
+        max_length=200, blank=True, default="", help_text="Where it failed."
+    )
+    attempts = models.PositiveIntegerField(
+        default=1, help_text="Deliveries or retries before it was given up."
+    )
+    first_failed_at = models.DateTimeField(null=True, blank=True)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeue_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["event_type"], name="deadletter_type_idx")]
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.event_type or '?'} {self.event_id or ''}".strip()
+
+    @property
+    def raw_body(self) -> bytes:
+        """The body as bytes, exactly as received."""
+        if self.body_encoding == self.BodyEncoding.BASE64:
+            return base64.b64decode(self.body)
+        return self.body.encode("utf-8")
+
+
+class ServiceToken(models.Model):
+    """A credential with which another service posts events over HTTP.
+
+    Only a SHA-256 hash of the token is stored: tokens are long random
+    strings, so a fast hash is enough and a leaked table reveals none of them.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    source_prefix = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Events must have a source starting with this; empty = any.",
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def allows_source(self, source: str) -> bool:
+        return not self.source_prefix or source.startswith(self.source_prefix)

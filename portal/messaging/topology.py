@@ -17,6 +17,8 @@ from kombu import Exchange, Queue
 FEED_EXCHANGE = "portal.feed"
 DEAD_LETTER_EXCHANGE = "portal.dlx"
 FEED_TASK = "feed.apply_events"
+# Other services publish CloudEvents here, routing key = event type.
+EVENTS_EXCHANGE = "portal.events"
 
 
 def feed_queue_name() -> str:
@@ -52,6 +54,34 @@ def dead_letter_queue() -> Queue:
     )
 
 
+def events_exchange() -> Exchange:
+    return Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
+
+
+def ingest_queue_name() -> str:
+    return settings.FEED_INGEST_QUEUE
+
+
+def ingest_queue() -> Queue:
+    """The queue of events from other services: every key on ``portal.events``.
+
+    A quorum queue like ``feed``, with the same delivery limit and dead-letter
+    queue, so a message that kills the worker consuming it cannot loop.
+    """
+    return Queue(
+        ingest_queue_name(),
+        events_exchange(),
+        routing_key="#",
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": settings.FEED_DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": dead_letter_queue_name(),
+        },
+    )
+
+
 def configure(app: Celery) -> None:
     """Route the feed task to its queue and set the reliability options."""
     conf = app.conf
@@ -83,3 +113,10 @@ def declare(connection) -> None:
     channel = connection.default_channel
     for queue in (dead_letter_queue(), feed_queue()):
         queue(channel).declare()
+
+
+def declare_ingest(connection) -> None:
+    """Declare ``portal.events`` and the ingest queue bound to it (idempotent)."""
+    channel = connection.default_channel
+    dead_letter_queue()(channel).declare()
+    ingest_queue()(channel).declare()

@@ -198,3 +198,10 @@ FEED_QUEUE = env.str("FEED_QUEUE", default="feed")
 FEED_DELIVERY_LIMIT = env.int("FEED_DELIVERY_LIMIT", default=10)
 FEED_RETRY_DELAYS = env.list("FEED_RETRY_DELAYS", cast=int, default=[5, 30, 300, 1800])
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("WORKER_PREFETCH_MULTIPLIER", default=4)
+# AMQP ingestion from other services: exchange `portal.events` → this queue.
+FEED_INGEST_QUEUE = env.str("FEED_INGEST_QUEUE", default="feed.ingest")
+FEED_INGEST_BATCH_SIZE = env.int("FEED_INGEST_BATCH_SIZE", default=100)
+# Bigger messages are dead-lettered unread (reason "oversized").
+MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=256 * 1024)
+# Broker waits of the publishers (confirms, a blocked connection), in seconds.
+OUTBOX_PUBLISH_TIMEOUT = env.float("OUTBOX_PUBLISH_TIMEOUT", default=10.0)

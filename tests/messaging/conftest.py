@@ -1,0 +1,144 @@
+"""Fixtures for the messaging tests: private workers and a cuttable database link."""
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+
+import pytest
+from django.db import connection
+from kombu import Connection
+
+from portal.messaging import topology
+from tests.conftest import WorkerProcess, real_stack_available, worker_env
+
+
+class TcpProxy:
+    """A TCP forwarder that can refuse and cut connections on demand.
+
+    Put between a worker and PostgreSQL, it makes the database unreachable to
+    that worker alone (``cut()``) and reachable again (``restore()``).
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = threading.Event()
+        self.up.set()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for s in (src, dst):
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones."""
+        self.up.clear()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def db_proxy() -> Iterator[TcpProxy]:
+    db = connection.settings_dict
+    proxy = TcpProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+    yield proxy
+    proxy.close()
+
+
+def private_queue_names(prefix: str) -> dict[str, str]:
+    return {"FEED_QUEUE": prefix, "FEED_INGEST_QUEUE": f"{prefix}.ingest"}
+
+
+def delete_private_queues(prefix: str) -> None:
+    from django.conf import settings
+
+    with Connection(settings.CELERY_BROKER_URL) as conn:
+        channel = conn.channel()
+        for name in (prefix, f"{prefix}.dead", f"{prefix}.ingest"):
+            with suppress(Exception):
+                channel.queue_delete(name)
+        channel.close()
+
+
+@pytest.fixture
+def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a worker of this test's own, on private queues, with extra env.
+
+    ``start(prefix, **env)`` points this test process (``settings``) and the
+    worker at the queues ``prefix``, ``prefix.dead`` and ``prefix.ingest``,
+    out of the session worker's reach; they are deleted afterwards.
+    """
+    if not real_stack_available():
+        pytest.skip("needs the real stack")
+    workers: list[WorkerProcess] = []
+    prefixes: list[str] = []
+
+    def start(prefix: str, concurrency: int = 1, **env: str) -> WorkerProcess:
+        names = private_queue_names(prefix)
+        settings.FEED_QUEUE = names["FEED_QUEUE"]
+        settings.FEED_INGEST_QUEUE = names["FEED_INGEST_QUEUE"]
+        delete_private_queues(prefix)
+        prefixes.append(prefix)
+        worker = WorkerProcess(
+            worker_env(**names, **env),
+            tmp_path / f"worker-{len(workers)}.log",
+            concurrency=concurrency,
+        )
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    for prefix in prefixes:
+        delete_private_queues(prefix)
+
+
+@pytest.fixture
+def topology_declared(broker):
+    topology.declare(broker)
+    topology.declare_ingest(broker)
+    return broker
