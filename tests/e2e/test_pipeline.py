@@ -7,7 +7,7 @@ registrar service → outbox (same transaction) → after-commit publish or rela
 import time
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from kombu import Exchange, Producer
 
@@ -16,6 +16,7 @@ from portal.messaging import topology
 from portal.messaging.models import DeadLetter, OutboxMessage
 from portal.messaging.publisher import _connections, _send_batch, background
 from portal.messaging.relay import Relay
+from portal.roles import HR_GROUP
 from registrar.models import Employee
 from registrar.services import (
     department_rename,
@@ -92,9 +93,7 @@ def test_registration_through_the_web_form_reaches_the_feed(pipeline, settings):
     settings.OUTBOX_PUBLISH_MODE = "thread"
     department = DepartmentFactory(name="Sales")
     hr = User.objects.create_user("hr", password="pw")
-    hr.user_permissions.add(
-        *Permission.objects.filter(codename__in=["add_employee", "view_employee"])
-    )
+    hr.groups.add(Group.objects.get(name=HR_GROUP))
     client = Client()
     client.force_login(hr)
     response = client.post(
