@@ -40,16 +40,15 @@ class FeedConsumer(Consumer):
         def on_task_received(message):
             # Refuse before Celery parses anything: a huge or non-JSON body
             # would otherwise be handed to a pool process to fail there.
-            body = message.body
+            size = len(message.body or b"")
             content_type = (message.content_type or "").split(";")[0].strip()
-            too_big = isinstance(body, bytes | str) and (
-                len(body) > deadletters.max_message_bytes()
-            )
-            if too_big or content_type != "application/json":
+            if size > deadletters.max_message_bytes() or (
+                content_type != "application/json"
+            ):
                 logger.error(
                     "Refusing task message (%s bytes, content type %r); "
                     "dead-lettering it",
-                    len(body or b""),
+                    size,
                     content_type,
                 )
                 message.reject(requeue=False)
@@ -234,7 +233,7 @@ def _ingest_origin(message) -> dict[str, Any]:
 
 def _decode_event(message) -> tuple[str, str, Any]:
     """(reason, error, event): a reason when the message can never be an event."""
-    body = message.body if isinstance(message.body, bytes) else b""
+    body = deadletters.raw_body(message)
     limit = deadletters.max_message_bytes()
     if len(body) > limit:
         return deadletters.REASON_OVERSIZED, f"{len(body)} bytes > {limit}", None

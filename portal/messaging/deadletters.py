@@ -58,6 +58,17 @@ _DEATH_HEADERS = re.compile(
 _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
 
 
+def raw_body(message) -> bytes:
+    """A kombu message's body as bytes (py-amqp decodes bodies that declare
+    a ``content_encoding``, so it may arrive as ``str``)."""
+    body = message.body
+    if isinstance(body, str):
+        return body.encode(message.content_encoding or "utf-8", errors="replace")
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    return b""
+
+
 def max_message_bytes() -> int:
     return settings.MESSAGE_MAX_BYTES
 
@@ -168,7 +179,7 @@ def dead_letter_for_message(
         queue=queue,
         first_failed_at=now,
         last_failed_at=now,
-        **_body_fields(message.body if isinstance(message.body, bytes) else b""),
+        **_body_fields(raw_body(message)),
     )
 
 
@@ -230,7 +241,7 @@ def classify(message) -> tuple[str, str]:
             f"({settings.FEED_DELIVERY_LIMIT}): it killed or crashed its consumer "
             "every time",
         )
-    body = message.body if isinstance(message.body, bytes) else b""
+    body = raw_body(message)
     if len(body) > max_message_bytes():
         return REASON_OVERSIZED, f"{len(body)} bytes > {max_message_bytes()}"
     content_type = (message.content_type or "").split(";")[0].strip()
@@ -252,7 +263,7 @@ def _task_events(message) -> list[Any] | None:
     if content_type != "application/json":
         return None
     try:
-        args, _kwargs, _embed = json.loads(message.body)
+        args, _kwargs, _embed = json.loads(raw_body(message))
         events = args[0]
     except (ValueError, TypeError, IndexError, UnicodeDecodeError):
         return None
@@ -304,7 +315,7 @@ def dead_letters_for_dead_message(message) -> list[DeadLetter]:
         setattr(record, name, value)
     if reason != REASON_OVERSIZED:
         with contextlib.suppress(ValueError, TypeError, UnicodeDecodeError):
-            record.__dict__.update(_event_fields(json.loads(message.body)))
+            record.__dict__.update(_event_fields(json.loads(raw_body(message))))
     return [record]
 
 

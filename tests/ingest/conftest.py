@@ -1,0 +1,28 @@
+"""Fixtures for ingestion from other services (AMQP and HTTP)."""
+
+from collections.abc import Iterator
+
+import pytest
+from kombu import Connection
+
+from portal.messaging import topology
+from tests.messaging.conftest import TcpProxy
+
+
+@pytest.fixture
+def ingest(clean_queues: Connection, feed_worker) -> Iterator[Connection]:
+    """The session worker consuming ``feed.ingest``, with that queue empty."""
+    topology.declare_ingest(clean_queues)
+    channel = clean_queues.channel()
+    channel.queue_purge(topology.ingest_queue_name())
+    yield clean_queues
+    channel.queue_purge(topology.ingest_queue_name())
+    channel.close()
+
+
+@pytest.fixture
+def broker_proxy() -> Iterator[TcpProxy]:
+    """A cuttable TCP link to RabbitMQ."""
+    proxy = TcpProxy(("127.0.0.1", 5672))
+    yield proxy
+    proxy.close()
