@@ -8,6 +8,54 @@
 HR_GROUP = "HR"
 STAFF_GROUP = "Staff"
 
+_STAFF_PERMISSIONS = [
+    "registrar.view_employee",
+    "registrar.view_department",
+    "registrar.view_team",
+    "feed.view_feedevent",
+    "feed.add_reaction",
+    "feed.delete_reaction",
+    "feed.add_thanks",
+]
+ROLE_PERMISSIONS = {
+    HR_GROUP: [
+        *(
+            f"registrar.{a}_{m}"
+            for m in ("employee", "department", "team")
+            for a in ("add", "change")
+        ),
+        *_STAFF_PERMISSIONS,
+    ],
+    STAFF_GROUP: _STAFF_PERMISSIONS,
+}
+
+
+def ensure_roles(**kwargs) -> None:
+    """Create the role groups with their permissions if they are missing.
+
+    The registrar migration creates them; this runs after every migrate (and
+    every test-database flush, which empties the groups table) to keep them.
+    """
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    for app_config in apps.get_app_configs():
+        create_permissions(
+            app_config, verbosity=0, using=kwargs.get("using", "default")
+        )
+    for name, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        if group.permissions.exists():
+            continue
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            group.permissions.add(
+                Permission.objects.get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+
 
 def _active(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)

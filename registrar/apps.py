@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class RegistrarConfig(AppConfig):
     name = "registrar"
     verbose_name = "Registrar"
+
+    def ready(self) -> None:
+        from portal.roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, sender=self, dispatch_uid="ensure_roles")

@@ -20,3 +20,9 @@ def avatar_hue(event) -> int:
     """A stable colour per person, so the same person keeps the same avatar."""
     name = rendering.actor_name(event.type, event.data)
     return sum(map(ord, name)) * 37 % 360
+
+
+@register.filter
+def type_class(event_type: str) -> str:
+    """``thanks.sent`` -> ``event-thanks-sent``, for styling per type."""
+    return "event-" + "".join(c if c.isalnum() else "-" for c in event_type.lower())
