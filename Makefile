@@ -10,7 +10,7 @@ export PORTAL_PORT
 LOCAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 LOCAL_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install run test lint format flower relay worker migrate clean
+.PHONY: install run test lint format flower relay worker migrate clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ worker: install
 
 relay: install
 	$(PY) manage.py relay_outbox
+
+## Fault-injection scenarios at scale on PostgreSQL + RabbitMQ (own database and
+## vhost; restarts RabbitMQ's app once) -> bench/results/chaos.md
+CHAOS_SCALE ?= 5
+chaos: install
+	$(PY) bench/chaos.py --scale $(CHAOS_SCALE)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

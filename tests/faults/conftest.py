@@ -1,18 +1,22 @@
 """Fixtures of the fault-injection scenarios (see ``scenarios.py``)."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.conftest import real_stack_available
 
-from .scenarios import Lab
+from .scenarios import QUEUE, Lab
 from .stack import prepare_broker
 
 
 @pytest.fixture
-def lab(tmp_path, django_db_blocker) -> Lab:
-    """Empty feed queues in the configured vhost and a directory for logs."""
+def lab(tmp_path, settings) -> Iterator[Lab]:
+    """A queue of their own (no other test's worker may take the scenario's
+    messages), emptied before and after, and a directory for process logs."""
     if not real_stack_available():
         pytest.skip("needs the real stack")
+    settings.FEED_QUEUE = QUEUE
     prepare_broker()
     yield Lab(log_dir=tmp_path)
     prepare_broker()

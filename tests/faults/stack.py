@@ -84,6 +84,7 @@ def process_env(**overrides: str) -> dict[str, str]:
         FEED_RETRY_DELAYS=RETRY_DELAYS,
         CONN_MAX_AGE="0",
         PYTHONUNBUFFERED="1",
+        LOG_LEVEL="INFO",
     )
     env.update(overrides)
     return env

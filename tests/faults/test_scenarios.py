@@ -20,12 +20,15 @@ def test_registrations_survive_an_unreachable_broker_and_all_reach_the_feed(lab)
     outcome = scenarios.broker_outage(lab)
     assert outcome.extra["registered"] == outcome.extra["expected"] == 1000
     assert outcome.sent == 1000
+    assert outcome.extra["held_back"] > 0, "the outage held nothing back"
     assert_exact(outcome)
 
 
 def test_workers_killed_mid_processing_lose_and_duplicate_nothing(lab):
     outcome = scenarios.worker_killed(lab)
     assert outcome.sent == 5000
+    assert "None" not in " ".join(outcome.extra["kills"]), outcome.extra["kills"]
+    assert outcome.extra["starts"] == 3  # two whole-worker kills, two restarts
     assert_exact(outcome)
 
 
