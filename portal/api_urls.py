@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import SimpleRouter
 
 from feed import apis as feed_apis
+from portal.messaging import apis as messaging_apis
 from registrar import apis as registrar_apis
 
 app_name = "api"
@@ -38,5 +39,7 @@ urlpatterns = [
         name="reaction",
     ),
     path("thanks/", feed_apis.ThanksView.as_view(), name="thanks"),
+    path("events/", messaging_apis.EventIngestView.as_view(), name="events"),
+    path("asyncapi.json", messaging_apis.AsyncApiView.as_view(), name="asyncapi"),
     *router.urls,
 ]

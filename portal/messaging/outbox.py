@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from .contracts import build_event
+from .contracts import Event, build_event
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -72,3 +72,28 @@ def _after_commit(message_id: int) -> None:
         publisher.publish_pending(ids=[message_id])
     else:
         publisher.background().submit(message_id)
+
+
+def outbox_accept_event(*, event: Event) -> tuple[OutboxMessage, bool]:
+    """Store an event another service sent (over HTTP) in the outbox, once.
+
+    The event keeps its own ``source`` and ``id``; from the outbox it takes
+    the same road to the feed as the portal's own events. Idempotent: an
+    event already stored under the same (source, id) is not stored again.
+    Returns the row and whether it is new. Commits before returning, so the
+    caller may tell the sender the event is durably stored.
+    """
+    envelope = event.as_json()
+    with transaction.atomic():
+        message, created = OutboxMessage.objects.get_or_create(
+            source=envelope["source"],
+            event_id=envelope["id"],
+            defaults={
+                "type": envelope["type"],
+                "routing_key": envelope["type"],
+                "envelope": envelope,
+            },
+        )
+        if created:
+            transaction.on_commit(lambda: _after_commit(message.pk))
+    return message, created

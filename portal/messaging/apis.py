@@ -1,0 +1,144 @@
+"""HTTP ingestion of events from other services, and the AsyncAPI document."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .asyncapi import asyncapi
+from .contracts import CONTENT_TYPE, ContractError, validate_event
+from .models import ServiceToken
+from .outbox import outbox_accept_event
+
+TOKEN_PREFIX = "pst_"
+
+
+def token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def service_token_create(
+    *, name: str, source_prefix: str = ""
+) -> tuple[ServiceToken, str]:
+    """Create a service token; returns the row and the key, shown only now."""
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ServiceToken.objects.create(
+        name=name, source_prefix=source_prefix, key_hash=token_hash(key)
+    )
+    return token, key
+
+
+class ServiceTokenAuthentication(BaseAuthentication):
+    """``Authorization: Token <key>`` with a service token (stored hashed)."""
+
+    keyword = "token"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword.encode():
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header.")
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        token = ServiceToken.objects.filter(
+            key_hash=token_hash(key), active=True
+        ).first()
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or inactive token.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > timedelta(
+            minutes=1
+        ):
+            ServiceToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return (None, token)
+
+    def authenticate_header(self, request) -> str:
+        return "Token"
+
+
+class IsService(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ServiceToken)
+
+
+class CloudEventsParser(JSONParser):
+    media_type = CONTENT_TYPE
+
+
+@extend_schema(exclude=True)  # described by /api/asyncapi.json and docs/events.md
+class EventIngestView(APIView):
+    """``POST /api/events/``: one CloudEvent from another service.
+
+    ``202`` once the event is committed to the outbox (from there it reaches
+    the feed like the portal's own events); ``400`` with field errors when it
+    fails its contract; ``401`` without a valid token; ``403`` when the event's
+    source is not one the token may use. Posting the same (source, id) again
+    answers ``202`` and changes nothing.
+    """
+
+    authentication_classes = [ServiceTokenAuthentication]
+    permission_classes = [IsService]
+    parser_classes = [JSONParser, CloudEventsParser]
+
+    def post(self, request):
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.MESSAGE_MAX_BYTES:
+            return Response(
+                {"reason": "oversized", "max_bytes": settings.MESSAGE_MAX_BYTES},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        try:
+            event = validate_event(request.data)
+        except ContractError as error:
+            return Response(
+                {
+                    "reason": error.reason,
+                    "errors": [
+                        {
+                            "field": ".".join(str(p) for p in e.get("loc", ())),
+                            "message": e["msg"],
+                        }
+                        for e in error.errors
+                    ],
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        token: ServiceToken = request.auth
+        if not token.allows_source(event.envelope.source):
+            raise exceptions.PermissionDenied(
+                f"this token may only send events whose source starts with "
+                f"{token.source_prefix!r}"
+            )
+        message, created = outbox_accept_event(event=event)
+        return Response(
+            {
+                "id": message.event_id,
+                "source": message.source,
+                "status": "accepted" if created else "already accepted",
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+@extend_schema(exclude=True)
+class AsyncApiView(APIView):
+    """``GET /api/asyncapi.json``: the AsyncAPI document of ``portal.events``."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return JsonResponse(asyncapi(), json_dumps_params={"indent": 2})

@@ -1,0 +1,290 @@
+"""Machine- and human-readable descriptions of the events, from the registry.
+
+``asyncapi()`` (served at ``/api/asyncapi.json``) and ``events_markdown()``
+(``docs/events.md``, written by ``manage.py events_doc``) are both built from
+``contracts.EVENT_TYPES`` and ``contracts.Envelope``, the same registry the
+outbox and the consumers validate with, so the documents cannot drift from
+what is accepted.
+"""
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+from . import contracts, topology
+
+ASYNCAPI_VERSION = "2.6.0"
+AMQP_BINDING_VERSION = "0.2.0"
+
+
+def _message_name(type_: str, version: int) -> str:
+    return f"{type_}.v{version}"
+
+
+def data_schema(type_: str, version: int) -> dict[str, Any]:
+    """The JSON Schema of ``data`` for one type and version."""
+    return contracts.EVENT_TYPES[(type_, version)].model_json_schema(mode="validation")
+
+
+def envelope_schema(type_: str, version: int) -> dict[str, Any]:
+    """The JSON Schema of a whole CloudEvent of this type and version."""
+    base = contracts.Envelope.model_json_schema(mode="validation")
+    properties = dict(base["properties"])
+    properties["type"] = {"const": type_, "description": "The event type."}
+    properties["dataschemaversion"] = {
+        "anyOf": [{"const": version}, {"const": str(version)}],
+        "default": 1,
+        "description": "Schema version of data; 1 when absent.",
+    }
+    properties["data"] = data_schema(type_, version)
+    properties["id"]["description"] = "Unique per source; a UUID is usual."
+    properties["source"]["description"] = (
+        "URI-reference of the producing service, e.g. /hr-import."
+    )
+    properties["time"]["description"] = "RFC 3339: when it happened."
+    return {
+        "title": f"{type_} v{version}",
+        "type": "object",
+        "required": sorted(base.get("required", [])),
+        "properties": properties,
+        "additionalProperties": True,
+    }
+
+
+def _types() -> dict[str, list[int]]:
+    by_type: dict[str, list[int]] = {}
+    for type_, version in sorted(contracts.EVENT_TYPES):
+        by_type.setdefault(type_, []).append(version)
+    return by_type
+
+
+def asyncapi() -> dict[str, Any]:
+    """The AsyncAPI 2.6 document of ``portal.events``: one channel per type."""
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for type_, versions in _types().items():
+        refs = []
+        for version in versions:
+            name = _message_name(type_, version)
+            schemas[name] = envelope_schema(type_, version)
+            messages[name] = {
+                "name": name,
+                "title": f"{type_} (data v{version})",
+                "contentType": contracts.CONTENT_TYPE,
+                "payload": {"$ref": f"#/components/schemas/{name}"},
+                "bindings": {
+                    "amqp": {
+                        "contentEncoding": "utf-8",
+                        "messageType": type_,
+                        "bindingVersion": AMQP_BINDING_VERSION,
+                    }
+                },
+            }
+            refs.append({"$ref": f"#/components/messages/{name}"})
+        channels[type_] = {
+            "description": f"Routing key `{type_}` on the topic exchange "
+            f"`{topology.EVENTS_EXCHANGE}`.",
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {
+                        "name": topology.EVENTS_EXCHANGE,
+                        "type": "topic",
+                        "durable": True,
+                        "autoDelete": False,
+                        "vhost": "/",
+                    },
+                    "bindingVersion": AMQP_BINDING_VERSION,
+                }
+            },
+            "publish": {
+                "operationId": "publish_" + type_.replace(".", "_"),
+                "summary": f"Other services publish `{type_}` events for the feed.",
+                "bindings": {
+                    "amqp": {
+                        "deliveryMode": 2,
+                        "mandatory": True,
+                        "bindingVersion": AMQP_BINDING_VERSION,
+                    }
+                },
+                "message": refs[0] if len(refs) == 1 else {"oneOf": refs},
+            },
+        }
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "id": "urn:portal:events",
+        "info": {
+            "title": "Portal events",
+            "version": "1",
+            "description": (
+                "CloudEvents 1.0 (JSON, structured mode) that other services "
+                f"publish to the durable topic exchange `{topology.EVENTS_EXCHANGE}`"
+                " with the event type as routing key: persistent messages, "
+                "publisher confirms, `message_id` = event id, `app_id` = source. "
+                "The same events may be POSTed to `/api/events/` with a service "
+                "token. Each (source, id) is applied to the feed at most once; "
+                "invalid events go to the dead-letter store, never retried. "
+                f"Bodies above {settings.MESSAGE_MAX_BYTES} bytes are refused."
+            ),
+        },
+        "defaultContentType": contracts.CONTENT_TYPE,
+        "servers": {
+            "rabbitmq": {
+                "url": "{host}:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "variables": {"host": {"default": "localhost"}},
+            }
+        },
+        "channels": channels,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+# --- docs/events.md ------------------------------------------------------------
+
+_SAMPLES: dict[str, Any] = {
+    "employee_id": 42,
+    "from_employee_id": 42,
+    "to_employee_id": 7,
+    "team_id": 3,
+    "department_id": 5,
+    "full_name": "Anna Petrova",
+    "from_name": "Anna Petrova",
+    "to_name": "Ivan Ivanov",
+    "position": "Backend Engineer",
+    "old_position": "Engineer",
+    "new_position": "Lead Engineer",
+    "department": "Platform",
+    "team": "Core",
+    "old_name": "Finance",
+    "new_name": "Finance & Accounting",
+    "message": "Thanks for the review!",
+}
+
+
+def _sample(name: str, schema: dict[str, Any]) -> Any:
+    if name in _SAMPLES:
+        return _SAMPLES[name]
+    kinds = {s.get("type") for s in schema.get("anyOf", [schema])}
+    return 1 if "integer" in kinds else "text"
+
+
+def example_event(type_: str, version: int) -> dict[str, Any]:
+    """A valid example event (checked against the registry by the tests)."""
+    schema = data_schema(type_, version)
+    return {
+        "specversion": contracts.SPECVERSION,
+        "id": "0b6a3c1e-7f0e-4d5c-9a51-3f1b2c4d5e6f",
+        "source": "/hr-import",
+        "type": type_,
+        "time": "2026-01-15T09:30:00Z",
+        "datacontenttype": contracts.DATA_CONTENT_TYPE,
+        "dataschemaversion": version,
+        "data": {
+            name: _sample(name, prop) for name, prop in schema["properties"].items()
+        },
+    }
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    options = schema.get("anyOf", [schema])
+    names = [str(o.get("type", "any")) for o in options]
+    return " or ".join("null" if n == "null" else n for n in names)
+
+
+def _rules(schema: dict[str, Any]) -> str:
+    rules = []
+    for option in schema.get("anyOf", [schema]):
+        if "minLength" in option:
+            rules.append(f"{option['minLength']}–{option.get('maxLength', '')} chars")
+    return ", ".join(rules)
+
+
+def events_markdown() -> str:
+    """``docs/events.md``: the contract of every event type, for people."""
+    lines = [
+        "# Events",
+        "",
+        "<!-- Generated from portal/messaging/contracts.py by "
+        "`manage.py events_doc`; do not edit. -->",
+        "",
+        "Every event is a [CloudEvents 1.0](https://github.com/cloudevents/spec) "
+        f"event in JSON structured mode (`{contracts.CONTENT_TYPE}`). The "
+        "machine-readable description (AsyncAPI "
+        f"{ASYNCAPI_VERSION}) is served at `/api/asyncapi.json`.",
+        "",
+        "## Publishing",
+        "",
+        f"- **AMQP**: durable topic exchange `{topology.EVENTS_EXCHANGE}`, "
+        "routing key = the event `type`, body = the event as JSON, persistent "
+        "(`delivery_mode` 2), `message_id` = event `id`, `app_id` = `source`, "
+        f"`content_type` `{contracts.CONTENT_TYPE}`. Use publisher confirms and "
+        "`mandatory`. Examples: `examples/publish_pika.py`, "
+        "`examples/publish_aio_pika.py`.",
+        "- **HTTP**: `POST /api/events/` with `Authorization: Token <service "
+        "token>` (from `manage.py create_service_token NAME`), body = the event "
+        "as JSON. `202` once stored, `400` with field errors, `401`/`403` "
+        "without a valid token or for a source the token may not use.",
+        "",
+        "Each (`source`, `id`) appears on the feed at most once, so publishing "
+        "again after a lost confirm or a timeout is safe. An event that can "
+        "never be applied (invalid, unknown type or version, not JSON, wrong "
+        "content type, bigger than `MESSAGE_MAX_BYTES`, 256 KiB by default) goes "
+        "to the "
+        "dead-letter store with its reason and is never retried.",
+        "",
+        "## Envelope",
+        "",
+        "| attribute | type | required | notes |",
+        "|---|---|---|---|",
+    ]
+    base = contracts.Envelope.model_json_schema(mode="validation")
+    notes = {
+        "specversion": '`"1.0"`',
+        "id": "unique per `source`; a UUID is usual",
+        "source": "URI-reference naming the producing service",
+        "type": "one of the types below (also the routing key)",
+        "time": "RFC 3339 timestamp of when it happened (with offset)",
+        "datacontenttype": '`"application/json"`',
+        "dataschemaversion": "schema version of `data`; 1 when absent",
+        "dataschema": "alternative to `dataschemaversion`, ending in `v<N>`",
+        "traceparent": "W3C trace context, carried through",
+        "data": "object, per type",
+    }
+    required = set(base.get("required", []))
+    for name, prop in base["properties"].items():
+        lines.append(
+            f"| `{name}` | {_type_text(prop)} | "
+            f"{'yes' if name in required else 'no'} | {notes.get(name, '')} |"
+        )
+    lines += ["", "## Types", "", "| type | version | data |", "|---|---|---|"]
+    for (type_, version), model in sorted(contracts.EVENT_TYPES.items()):
+        fields = ", ".join(f"`{f}`" for f in model.model_fields)
+        lines.append(f"| `{type_}` | {version} | {fields} |")
+    for (type_, version), _model in sorted(contracts.EVENT_TYPES.items()):
+        schema = data_schema(type_, version)
+        required = set(schema.get("required", []))
+        lines += [
+            "",
+            f"### `{type_}` (version {version})",
+            "",
+            f"Routing key `{type_}`.",
+            "",
+            "| field | type | required | rules |",
+            "|---|---|---|---|",
+        ]
+        for name, prop in schema["properties"].items():
+            lines.append(
+                f"| `{name}` | {_type_text(prop)} | "
+                f"{'yes' if name in required else 'no'} | {_rules(prop)} |"
+            )
+        lines += [
+            "",
+            "```json",
+            json.dumps(example_event(type_, version), indent=2, ensure_ascii=False),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
