@@ -10,7 +10,7 @@ export PORTAL_PORT
 LOCAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 LOCAL_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install run test lint format flower relay worker migrate clean chaos
+.PHONY: install run test lint format flower relay worker migrate clean chaos bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ relay: install
 CHAOS_SCALE ?= 5
 chaos: install
 	$(PY) bench/chaos.py --scale $(CHAOS_SCALE)
+
+## The side-by-side benchmark on PostgreSQL + RabbitMQ (its own database
+## portal_bench and vhost bench) -> bench/results/latest.md + PNG plots.
+## BENCH_ARGS=--quick for a small run while developing.
+bench: install
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""Registration variants compared by the benchmark, with authentication bypassed.
+
+- ``event``: our design, ``registrar.services.employee_register`` as it is
+  (outbox row in the same transaction, published after commit).
+- ``floor``: the same service call writing no event at all.
+- ``sync``: the old design: the registration writes no outbox row but POSTs
+  the event to the feed over HTTP before answering (``?delay=`` ms asks the
+  stub feed to take that long).
+"""
+
+import http.client
+import itertools
+import json
+import os
+import threading
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from portal.messaging.contracts import CONTENT_TYPE, build_event
+from registrar import services
+from registrar.models import Department
+
+_real_outbox_emit = services.outbox_emit
+_state = threading.local()
+_counter = itertools.count()
+
+
+def _outbox_emit(**kwargs):
+    # Per-thread switch so the floor can run the unchanged service without its
+    # event while other threads of the same process keep theirs.
+    if getattr(_state, "no_event", False):
+        return None
+    return _real_outbox_emit(**kwargs)
+
+
+services.outbox_emit = _outbox_emit
+
+_department: Department | None = None
+
+
+def _bench_department() -> Department:
+    global _department
+    if _department is None:
+        _department, _ = Department.objects.get_or_create(name="Bench")
+    return _department
+
+
+def _register(*, emit: bool):
+    n = next(_counter)
+    _state.no_event = not emit
+    try:
+        return services.employee_register(
+            full_name=f"Bench Person {n}",
+            email=f"p{os.getpid()}-{n}-{uuid.uuid4().hex[:12]}@bench.example",
+            position="Engineer",
+            department=_bench_department(),
+        )
+    finally:
+        _state.no_event = False
+
+
+def _post_to_feed(employee, delay_ms: int) -> None:
+    event = build_event(
+        type="employee.registered",
+        source=f"{settings.PORTAL_EVENT_SOURCE}/registrar",
+        data={
+            "employee_id": employee.pk,
+            "full_name": employee.full_name,
+            "position": employee.position,
+            "department": employee.department.name,
+            "team": None,
+        },
+    )
+    url = urlsplit(settings.BENCH_STUB_FEED_URL)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            f"/api/events/?delay={delay_ms}",
+            body=json.dumps(event.as_json()),
+            headers={"Content-Type": CONTENT_TYPE},
+        )
+        response = conn.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"feed answered {response.status}")
+    finally:
+        conn.close()
+
+
+@csrf_exempt
+def register(request, mode: str):
+    if mode == "event":
+        employee = _register(emit=True)
+    elif mode == "floor":
+        employee = _register(emit=False)
+    elif mode == "sync":
+        employee = _register(emit=False)
+        _post_to_feed(employee, int(request.GET.get("delay", "0")))
+    else:
+        return HttpResponseBadRequest("unknown mode")
+    return JsonResponse({"id": employee.pk}, status=201)

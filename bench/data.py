@@ -1,0 +1,227 @@
+"""Synthetic events and fast bulk loading (COPY) for the benchmark database."""
+
+import json
+import random
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+SOURCE = "/bench/generator"
+DEPARTMENTS = [f"Department {i:02d}" for i in range(20)]
+POSITIONS = ["Engineer", "Designer", "Analyst", "Manager", "Recruiter", "Writer"]
+TYPES = [
+    "employee.registered",
+    "employee.position_changed",
+    "team.member_joined",
+    "team.member_left",
+    "thanks.sent",
+    "department.renamed",
+]
+TYPE_WEIGHTS = [30, 25, 15, 10, 19, 1]
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self._last < 0.2 and self.done < self.total:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * self.done / self.total)
+        rate = self.done / max(now - self.start, 1e-9)
+        sys.stderr.write(
+            f"\r  {self.label:<22} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{self.done:>9,}/{self.total:,} {rate:>9,.0f}/s"
+        )
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _data(kind: str, i: int, rng: random.Random) -> dict:
+    name = f"Person {i}"
+    other = f"Person {rng.randrange(10_000)}"
+    dept = DEPARTMENTS[i % len(DEPARTMENTS)]
+    if kind == "employee.registered":
+        return {
+            "employee_id": i,
+            "full_name": name,
+            "position": rng.choice(POSITIONS),
+            "department": dept,
+            "team": f"Team {i % 100}",
+        }
+    if kind == "employee.position_changed":
+        return {
+            "employee_id": i,
+            "full_name": name,
+            "old_position": "Engineer",
+            "new_position": "Senior Engineer",
+        }
+    if kind in ("team.member_joined", "team.member_left"):
+        return {
+            "team_id": i % 100,
+            "team": f"Team {i % 100}",
+            "employee_id": i,
+            "full_name": name,
+        }
+    if kind == "thanks.sent":
+        return {
+            "from_employee_id": i,
+            "from_name": name,
+            "to_employee_id": i + 1,
+            "to_name": other,
+            "message": "Thanks for the help with the release!",
+        }
+    return {"department_id": i % 20, "old_name": dept, "new_name": dept}
+
+
+def envelope(
+    i: int,
+    rng: random.Random,
+    *,
+    when: datetime,
+    kind: str | None = None,
+    source: str = SOURCE,
+) -> dict:
+    kind = kind or rng.choices(TYPES, TYPE_WEIGHTS)[0]
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "source": source,
+        "type": kind,
+        "time": when.isoformat(),
+        "datacontenttype": "application/json",
+        "dataschemaversion": 1,
+        "data": _data(kind, i, rng),
+    }
+
+
+def envelopes(n: int, *, seed: int = 1, kind: str | None = None) -> Iterator[dict]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    for i in range(n):
+        yield envelope(i, rng, when=now - timedelta(seconds=n - i), kind=kind)
+
+
+def copy_outbox(conn, items: list[dict]) -> None:
+    """Pending outbox rows for ``items``, as if committed a minute ago."""
+    created = datetime.now(UTC) - timedelta(minutes=1)
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY messaging_outboxmessage (event_id, source, type, routing_key,"
+            " envelope, status, attempts, last_error, created_at) FROM STDIN"
+        ) as copy,
+    ):
+        for env in items:
+            copy.write_row(
+                (
+                    env["id"],
+                    env["source"],
+                    env["type"],
+                    env["type"],
+                    json.dumps(env),
+                    "pending",
+                    0,
+                    "",
+                    created,
+                )
+            )
+    conn.commit()
+
+
+def fill_feed(conn, n: int, *, label: str = "feed events") -> None:
+    """``n`` feed events spread over two years, fast (COPY), with a progress bar."""
+    from feed.rendering import department_of, render_text
+
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    progress = Progress(label, n)
+    span = 2 * 365 * 24 * 3600
+    chunk = 50_000
+    for start in range(0, n, chunk):
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY feed_feedevent (source, event_id, type, time, data, text,"
+                " department, traceparent, received_at) FROM STDIN"
+            ) as copy,
+        ):
+            for i in range(start, min(start + chunk, n)):
+                when = now - timedelta(seconds=span * (n - i) / n)
+                env = envelope(i, rng, when=when)
+                data = env["data"]
+                copy.write_row(
+                    (
+                        env["source"],
+                        env["id"],
+                        env["type"],
+                        when,
+                        json.dumps(data),
+                        render_text(env["type"], data),
+                        department_of(env["type"], data),
+                        "",
+                        when,
+                    )
+                )
+        conn.commit()
+        progress.advance(min(chunk, n - start))
+
+
+def fill_employees(conn, n: int) -> None:
+    """``n`` employees in 20 departments and 100 teams, by COPY."""
+    progress = Progress("employees", n)
+    now = datetime.now(UTC)
+    with conn.cursor() as cur:
+        for name in DEPARTMENTS:
+            cur.execute(
+                "INSERT INTO registrar_department (name, created_at) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (name, now),
+            )
+        cur.execute(
+            "SELECT id, name FROM registrar_department WHERE name = ANY(%s)",
+            (DEPARTMENTS,),
+        )
+        dept_ids = [row[0] for row in cur.fetchall()]
+        for t in range(100):
+            cur.execute(
+                "INSERT INTO registrar_team (name, department_id, created_at)"
+                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (f"Team {t}", dept_ids[t % len(dept_ids)], now),
+            )
+        cur.execute(
+            "SELECT id, department_id FROM registrar_team WHERE name LIKE 'Team %%'"
+        )
+        teams = cur.fetchall()
+        with cur.copy(
+            "COPY registrar_employee (full_name, email, position, department_id,"
+            " team_id, hired_on, is_active, created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for i in range(n):
+                team_id, dept_id = teams[i % len(teams)]
+                copy.write_row(
+                    (
+                        f"Person {i}",
+                        f"person{i}@gen.example",
+                        POSITIONS[i % len(POSITIONS)],
+                        dept_id,
+                        team_id,
+                        now.date(),
+                        True,
+                        now,
+                        now,
+                    )
+                )
+    conn.commit()
+    progress.advance(n)

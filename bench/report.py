@@ -1,0 +1,499 @@
+"""The results file (markdown tables, ratios, targets) and the PNG plots."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MB"
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**MISSED**"
+
+
+@dataclass
+class Report:
+    quick: bool
+    sizes: dict
+    machine: str
+    registration: dict = field(default_factory=dict)
+    c2v: dict = field(default_factory=dict)
+    relay: dict = field(default_factory=dict)
+    consumer: dict = field(default_factory=dict)
+    consumer_profile: dict = field(default_factory=dict)
+    relay_profile: str = ""
+    reads: dict = field(default_factory=dict)
+    rss: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    profiles: dict = field(default_factory=dict)
+    what_if: dict = field(default_factory=dict)
+    at_scale: dict = field(default_factory=dict)
+    read_plans: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    targets: list = field(default_factory=list)
+
+    # --- tables -------------------------------------------------------------
+
+    def _registration(self) -> list[str]:
+        if not self.registration:
+            return []
+        floor = self.registration["floor"]["latencies"]
+        lines = [
+            "## 1. Registration request latency",
+            "",
+            f"{self.sizes['requests']:,} requests per design (after 100 warm-up "
+            f"requests) through gunicorn (2 gthread workers x 20 threads) on "
+            f"127.0.0.1, offered open-loop at {self.sizes['rate']:.0f} req/s from "
+            "another process; latency from the scheduled send to the full response.",
+            "",
+            "| design | p50 ms | p95 ms | p99 ms | p99 / floor p99 | errors |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for label, result in self.registration.items():
+            lat = result["latencies"]
+            lines.append(
+                f"| {label} | {ms(pct(lat, 50))} | {ms(pct(lat, 95))} | "
+                f"{ms(pct(lat, 99))} | {pct(lat, 99) / pct(floor, 99):.2f} | "
+                f"{result['errors']} |"
+            )
+        lines += [
+            "",
+            "The synchronous design minus our design, per percentile "
+            "(must be at least the feed's delay):",
+            "",
+            "| feed delay | p50 diff ms | p95 diff ms | p99 diff ms |",
+            "|---|---:|---:|---:|",
+        ]
+        ours = self.registration["outbox"]["latencies"]
+        for delay in (0, 50, 200):
+            sync = self.registration.get(f"sync-{delay}ms")
+            if sync:
+                diffs = [pct(sync["latencies"], q) - pct(ours, q) for q in (50, 95, 99)]
+                lines.append(
+                    f"| {delay} ms | " + " | ".join(ms(d) for d in diffs) + " |"
+                )
+        lines.append("")
+        ratio = pct(ours, 99) / pct(floor, 99)
+        self.targets.append(
+            ("Registration p99 <= 1.25 x floor", f"{ratio:.2f} x", ratio <= 1.25)
+        )
+        down = self.registration.get("outbox, broker down")
+        if down:
+            ratio = pct(down["latencies"], 99) / pct(floor, 99)
+            self.targets.append(
+                (
+                    "Registration p99, broker down, <= 1.5 x floor",
+                    f"{ratio:.2f} x",
+                    ratio <= 1.5,
+                )
+            )
+        ok = True
+        for delay in (50, 200):
+            sync = self.registration.get(f"sync-{delay}ms")
+            if sync:
+                ok &= all(
+                    pct(sync["latencies"], q) - pct(ours, q) >= delay / 1000
+                    for q in (50, 95, 99)
+                )
+        self.targets.append(
+            (
+                "Sync POST slower by >= the feed's delay at every percentile",
+                "see table",
+                ok,
+            )
+        )
+        return lines
+
+    def _c2v(self) -> list[str]:
+        if not self.c2v:
+            return []
+        lines = [
+            "## 2. Commit-to-visible latency",
+            "",
+            "Registrations through the registrar service at a steady rate (8 "
+            f"threads, {self.sizes['c2v_seconds']} s per rate), published after "
+            "commit by the background publisher, consumed by `celery -A portal "
+            "worker -Q feed --concurrency=1` with `relay_outbox` running. Visible = "
+            "the worker's commit, observed by LISTEN on a bench-only NOTIFY "
+            "trigger on the feed table.",
+            "",
+            "| offered events/s | achieved | seen | p50 ms | p95 ms | p99 ms "
+            "| max ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for rate, result in self.c2v.items():
+            lat = result["latencies"]
+            lines.append(
+                f"| {rate} | {result['achieved_rate']:.0f} | {len(lat)}/"
+                f"{result['registered']} | {ms(pct(lat, 50))} | {ms(pct(lat, 95))} |"
+                f" {ms(pct(lat, 99))} | {ms(max(lat) if lat else float('nan'))} |"
+            )
+        lines.append("")
+        at200 = self.c2v.get(200) or self.c2v.get("200")
+        if at200:
+            lat = at200["latencies"]
+            self.targets.append(
+                (
+                    "Commit-to-visible p50 <= 25 ms at 200/s",
+                    f"{ms(pct(lat, 50))} ms",
+                    pct(lat, 50) <= 0.025,
+                )
+            )
+            self.targets.append(
+                (
+                    "Commit-to-visible p99 <= 100 ms at 200/s",
+                    f"{ms(pct(lat, 99))} ms",
+                    pct(lat, 99) <= 0.1,
+                )
+            )
+        return lines
+
+    def _throughput(self) -> list[str]:
+        if not self.consumer:
+            return []
+        c = self.consumer
+        ours, naive, bare = c["ours"]["rate"], c["naive"]["rate"], c["bare"]["rate"]
+        lines = [
+            "## 3. Feed consumer throughput (one worker process)",
+            "",
+            "Pre-filled queue drained into the feed table, acked after commit; "
+            "rate from the first row seen to the last.",
+            "",
+            "| consumer | events | seconds | events/s |",
+            "|---|---:|---:|---:|",
+            f"| (a) naive: one default Celery task per event | {c['naive']['events']:,}"
+            f" | {c['naive']['seconds']:.2f} | {naive:,.0f} |",
+            f"| (b) ours: `feed.apply_events`, {self.sizes.get('per_message', 100)} "
+            f"events per message, `--concurrency=1` | {c['ours']['events']:,} | "
+            f"{c['ours']['seconds']:.2f} | {ours:,.0f} |",
+            f"| (c) limit: bare pika consume+ack + COPY, same messages | "
+            f"{c['bare']['events']:,} | {c['bare']['seconds']:.2f} | {bare:,.0f} |",
+            "",
+            f"**(b)/(a) = {ours / naive:.1f} x**, **(b)/(c) = {ours / bare:.0%}**.",
+            "",
+        ]
+        self.targets.append(
+            ("Consumer >= 10 x naive", f"{ours / naive:.1f} x", ours / naive >= 10)
+        )
+        self.targets.append(
+            (
+                "Consumer >= 70 % of bare pika + COPY",
+                f"{ours / bare:.0%}",
+                ours / bare >= 0.7,
+            )
+        )
+        self.targets.append(
+            ("Consumer >= 15,000 events/s (aim)", f"{ours:,.0f}/s", ours >= 15_000)
+        )
+        if self.relay:
+            r = self.relay
+            lines += [
+                "## 4. Relay throughput",
+                "",
+                f"{r['events']:,} pending outbox rows moved to RabbitMQ with "
+                f"publisher confirms by `Relay(grace=0).drain()` in {r['seconds']:.2f}"
+                f" s: **{r['rate']:,.0f} events/s**.",
+                "",
+            ]
+            self.targets.append(
+                ("Relay >= 10,000 events/s", f"{r['rate']:,.0f}/s", r["rate"] >= 10_000)
+            )
+        return lines
+
+    def _reads(self) -> list[str]:
+        if not self.reads:
+            return []
+        lines = [
+            f"## 5. Feed reads at {self.sizes['feed_events']:,} events and "
+            f"{self.sizes['employees']:,} employees",
+            "",
+            f"Up to {self.sizes['read_samples']} requests each (at least 20, at most "
+            "~6 s per page) through Django's test client in-process (full "
+            "middleware and rendering, no network), logged in; queries counted "
+            "with `CaptureQueriesContext`.",
+            "",
+            "| page | HTTP | samples | p50 ms | p99 ms | SQL queries | SQL ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, r in self.reads.items():
+            sql = f"{r['sql_ms']:.1f}" if "sql_ms" in r else "-"
+            lines.append(
+                f"| {label} (`{r['url'][:60]}`) | {r['status']} | "
+                f"{r.get('samples', '-')} | {ms(r['p50'])}"
+                f" | {ms(r['p99'])} | {r['queries']} | {sql} |"
+            )
+        lines.append("")
+        for label, r in self.reads.items():
+            if "first page" in label or "deep page" in label:
+                if "page_size" in label or label.startswith("selector"):
+                    continue
+                self.targets.append(
+                    (
+                        f"{label}: p99 <= 50 ms",
+                        f"{ms(r['p99'])} ms",
+                        r["p99"] <= 0.05 and r["status"] == 200,
+                    )
+                )
+        counts = [
+            r["queries"]
+            for label, r in self.reads.items()
+            if not label.startswith("selector")
+        ]
+        if counts:
+            self.targets.append(
+                ("<= 6 SQL queries per page", f"max {max(counts)}", max(counts) <= 6)
+            )
+        return lines
+
+    def _memory(self) -> list[str]:
+        per, total = self.rss.get("per_process", {}), self.rss.get("total", {})
+        if not per:
+            return []
+        lines = [
+            "## 6. Memory (peak RSS during the runs)",
+            "",
+            "| process | peak RSS of one process | peak RSS of the group |",
+            "|---|---:|---:|",
+        ]
+        names = {
+            "web": "web (gunicorn, 2 gthread workers + master)",
+            "worker": "our worker (`celery -A portal worker`, main + 1 child)",
+            "worker-naive": "naive worker (main + 1 child)",
+        }
+        for role in per:
+            lines.append(
+                f"| {names.get(role, role)} | {mb(per[role])} | {mb(total[role])} |"
+            )
+        lines.append("")
+        if "worker" in per:
+            self.targets.append(
+                (
+                    "Worker RSS <= 200 MB (per process)",
+                    mb(per["worker"]),
+                    per["worker"] <= 200 * 2**20,
+                )
+            )
+        return lines
+
+    # --- output -------------------------------------------------------------
+
+    def write(self, directory: Path, name: str) -> None:
+        self.targets = []
+        body = (
+            self._registration()
+            + self._c2v()
+            + self._throughput()
+            + self._reads()
+            + self._memory()
+        )
+        head = [
+            "# Benchmark results"
+            + (" (quick run: small sizes, not comparable)" if self.quick else ""),
+            "",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {self.machine}, "
+            f"{self.seconds:.0f} s in all. PostgreSQL + RabbitMQ on 127.0.0.1; the "
+            "machine is shared, so compare the ratios (measured in this same run) "
+            "more than the absolute numbers. Regenerate with `make bench`.",
+            "",
+            "## Targets",
+            "",
+            "| target | measured | |",
+            "|---|---:|---|",
+        ]
+        head += [f"| {t} | {m} | {verdict(ok)} |" for t, m, ok in self.targets]
+        head.append("")
+        plots = ["## Plots", ""]
+        for png in self._plots(directory, name):
+            plots.append(f"![{png.stem}]({png.name})")
+        plots.append("")
+        tail = []
+        if self.notes:
+            tail += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
+        tail += self.analysis()
+        (directory / f"{name}.md").write_text("\n".join(head + body + plots + tail))
+        (directory / f"{name}.json").write_text(json.dumps(self.summary(), indent=1))
+
+    def analysis(self) -> list[str]:
+        lines = []
+        if self.what_if:
+            lines += [
+                "## What-if: the worker keeps its database connection",
+                "",
+                "Same measurements with `CELERY_DB_REUSE_MAX=1000` in the worker "
+                "(bench settings only, via `BENCH_DB_REUSE_MAX`). Without it, "
+                "Celery's Django fixup closes the database connection before and "
+                "after every task, so every task message opens a new PostgreSQL "
+                "connection.",
+                "",
+            ]
+            for label, r in self.what_if.items():
+                if "latencies" in r:
+                    lat = r["latencies"]
+                    lines.append(
+                        f"- {label}: p50 {ms(pct(lat, 50))} ms, p95 "
+                        f"{ms(pct(lat, 95))} ms, p99 {ms(pct(lat, 99))} ms "
+                        f"({len(lat)}/{r['registered']} seen)"
+                    )
+                else:
+                    lines.append(f"- {label}: {r['rate']:,.0f} events/s")
+            lines.append("")
+        for label, text in self.profiles.items():
+            lines += [f"## Profile: {label} (py-spy)", "", "```", text, "```", ""]
+        if self.consumer_profile:
+            text = self.consumer_profile["text"]
+            lines += [
+                "## Profile: the consumer's service (pyinstrument, in-process)",
+                "",
+                f"`feed_events_apply` alone, {self.sizes.get('per_message', 100)} "
+                f"events per call, no broker: "
+                f"{self.consumer_profile['rate']:,.0f} events/s.",
+                "",
+                "```",
+                *_trim(text, 45),
+                "```",
+                "",
+            ]
+        if self.at_scale:
+            lines += [
+                f"The same service with the feed table at {self.at_scale['rows']:,} "
+                f"rows: **{self.at_scale['rate']:,.0f} events/s** (batches of 100).",
+                "",
+            ]
+        for label, (sql, seconds, plan) in self.read_plans.items():
+            lines += [
+                f"## Slowest query of '{label}' ({seconds * 1000:.1f} ms)",
+                "",
+                "```sql",
+                sql[:1500],
+                "```",
+                "",
+                "```",
+                *plan.splitlines()[:25],
+                "```",
+                "",
+            ]
+        if self.relay_profile:
+            lines += [
+                "## Profile: the relay (pyinstrument, in-process)",
+                "",
+                "```",
+                *_trim(self.relay_profile, 45),
+                "```",
+                "",
+            ]
+        return lines
+
+    def summary(self) -> dict:
+        def lat(values):
+            return {f"p{q}": pct(values, q) for q in (50, 95, 99)} | {"n": len(values)}
+
+        return {
+            "quick": self.quick,
+            "sizes": self.sizes,
+            "registration": {
+                k: lat(v["latencies"]) | {"errors": v["errors"]}
+                for k, v in self.registration.items()
+            },
+            "c2v": {
+                str(k): lat(v["latencies"]) | {"achieved": v["achieved_rate"]}
+                for k, v in self.c2v.items()
+            },
+            "consumer": self.consumer,
+            "relay": self.relay,
+            "reads": self.reads,
+            "rss": self.rss,
+            "what_if": {
+                k: (lat(v["latencies"]) if "latencies" in v else v)
+                for k, v in self.what_if.items()
+            },
+            "targets": [
+                {"target": t, "measured": m, "met": ok} for t, m, ok in self.targets
+            ],
+        }
+
+    # --- plots --------------------------------------------------------------
+
+    def _plots(self, directory: Path, name: str) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        made = []
+
+        def cdf(ax, series: dict, title: str) -> None:
+            for label, values in series.items():
+                if not values:
+                    continue
+                xs = np.sort(np.asarray(values) * 1000)
+                ys = np.arange(1, len(xs) + 1) / len(xs)
+                ax.plot(xs, ys, label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel("latency (ms, log scale)")
+            ax.set_ylabel("fraction of requests")
+            ax.set_title(title)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+
+        if self.registration:
+            fig, ax = plt.subplots(figsize=(8, 5))
+            cdf(
+                ax,
+                {k: v["latencies"] for k, v in self.registration.items()},
+                "Registration request latency (CDF)",
+            )
+            made.append(_save(fig, directory / f"{name}-registration-cdf.png"))
+        if self.c2v:
+            fig, ax = plt.subplots(figsize=(8, 5))
+            cdf(
+                ax,
+                {f"{k} events/s": v["latencies"] for k, v in self.c2v.items()},
+                "Commit-to-visible latency (CDF)",
+            )
+            made.append(_save(fig, directory / f"{name}-commit-to-visible-cdf.png"))
+        if self.consumer:
+            fig, ax = plt.subplots(figsize=(8, 5))
+            bars = {
+                "naive Celery\n(task per event)": self.consumer["naive"]["rate"],
+                "ours\n(apply_events)": self.consumer["ours"]["rate"],
+                "bare pika\n+ COPY": self.consumer["bare"]["rate"],
+            }
+            if self.relay:
+                bars["relay\n(outbox -> RabbitMQ)"] = self.relay["rate"]
+            rects = ax.bar(
+                list(bars),
+                list(bars.values()),
+                color=["#999", "#2a7", "#37c", "#c73"][: len(bars)],
+            )
+            ax.bar_label(rects, labels=[f"{v:,.0f}" for v in bars.values()])
+            ax.set_ylabel("events/s (one process)")
+            ax.set_title("Throughput")
+            made.append(_save(fig, directory / f"{name}-throughput.png"))
+        return made
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _trim(text: str, limit: int) -> list[str]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[:limit]

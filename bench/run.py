@@ -1,0 +1,801 @@
+"""``make bench``: the side-by-side benchmark of the portal's event pipeline.
+
+Creates and migrates its own PostgreSQL database, uses its own RabbitMQ
+vhost, runs every measurement in one go and writes ``bench/results/latest.md``
+(tables, ratios, targets) and PNG plots next to it. ``--quick`` runs a small
+version for development. See ``bench/README.md``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench")
+os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/bench")
+os.environ.setdefault("PORTAL_VAR_DIR", "/tmp/var-bench")
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.benchsite.settings"
+os.environ["OUTBOX_PUBLISH_MODE"] = "thread"
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+os.environ["PYTHONPATH"] = str(ROOT) + (
+    os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
+)
+
+from bench import data  # noqa: E402
+from bench.procs import BIN, PY, Proc, RssSampler, free_port, wait_port  # noqa: E402
+from bench.report import Report  # noqa: E402
+from bench.spy import Spy  # noqa: E402
+
+LOGS = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
+DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/bench"
+READ_SECONDS_PER_PAGE = 6.0
+WORKER_ANCHOR = ("apply_events (feed/tasks.py",)
+WEB_ANCHOR = ("register (bench/benchsite/views.py", "BackgroundPublisher._run (")
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def env(**overrides: str) -> dict[str, str]:
+    result = dict(os.environ)
+    result.update(overrides)
+    return result
+
+
+# --- database and broker -----------------------------------------------------
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    if not name.startswith("portal_bench"):
+        raise SystemExit(f"refusing to recreate {name!r}: not a bench database")
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env(),
+        check=True,
+    )
+
+
+def ensure_vhost() -> None:
+    """Create the bench vhost if the broker refuses it (needs rabbitmqctl)."""
+    import shutil
+
+    import pika
+
+    try:
+        pika.BlockingConnection(
+            pika.URLParameters(os.environ["CELERY_BROKER_URL"])
+        ).close()
+        return
+    except pika.exceptions.AMQPConnectionError:
+        pass
+    url = urlsplit(os.environ["CELERY_BROKER_URL"])
+    vhost = url.path.lstrip("/") or "/"
+    user = url.username or "guest"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    log(f"Creating RabbitMQ vhost {vhost!r} with {ctl}")
+    subprocess.run([ctl, "add_vhost", vhost], check=False, capture_output=True)
+    subprocess.run(
+        [ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def db_conn():
+    import psycopg
+
+    return psycopg.connect(os.environ["DATABASE_URL"])
+
+
+def truncate(*tables: str) -> None:
+    with db_conn() as conn:
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+def feed_count(conn) -> int:
+    return conn.execute("SELECT count(*) FROM feed_feedevent").fetchone()[0]
+
+
+def broker_channel():
+    import pika
+
+    connection = pika.BlockingConnection(
+        pika.URLParameters(os.environ["CELERY_BROKER_URL"])
+    )
+    return connection, connection.channel()
+
+
+def purge_queues() -> None:
+    from kombu import Connection
+
+    from portal.messaging import topology
+
+    with Connection(os.environ["CELERY_BROKER_URL"]) as conn:
+        conn.ensure_connection(max_retries=3)
+        topology.declare(conn)
+    connection, channel = broker_channel()
+    try:
+        for name in ("feed", "feed.dead", "bench.naive", "bench.bare"):
+            channel.queue_declare(name, passive=True) if name.startswith(
+                "feed"
+            ) else channel.queue_declare(name, durable=True)
+            channel.queue_purge(name)
+    finally:
+        connection.close()
+
+
+def wait_consumer(queue: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection, channel = broker_channel()
+        try:
+            method = channel.queue_declare(queue, passive=True).method
+        finally:
+            connection.close()
+        if method.consumer_count:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"no consumer on {queue} after {timeout}s")
+
+
+def celery_worker(app: str, queue: str, name: str, **overrides: str) -> Proc:
+    return Proc(
+        name,
+        [
+            str(BIN / "celery"),
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            queue,
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "-n",
+            f"{name}@%h",
+        ],
+        env(**overrides),
+        LOGS,
+    )
+
+
+# --- 1. registration latency ---------------------------------------------------
+
+
+def gunicorn(port: int, name: str, **overrides: str) -> Proc:
+    proc = Proc(
+        name,
+        [
+            PY,
+            "-m",
+            "gunicorn",
+            "bench.benchsite.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+            "-k",
+            "gthread",
+            "--threads",
+            "20",
+            "--log-level",
+            "warning",
+            "--preload",
+        ],
+        env(**overrides),
+        LOGS,
+    )
+    wait_port(port)
+    # Both workers answer before any measurement starts.
+    import urllib.request
+
+    for _ in range(20):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/").read()
+    return proc
+
+
+def load(url: str, n: int, rate: float, label: str) -> dict:
+    out = LOGS / f"load-{label}.json"
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "bench.loadgen",
+            url,
+            "--n",
+            str(n),
+            "--rate",
+            str(rate),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env(),
+        check=True,
+    )
+    result = json.loads(out.read_text())
+    log(
+        f"  {label}: {len(result['latencies'])} ok, {result['errors']} errors, "
+        f"{result['achieved_rate']:.0f} req/s"
+    )
+    return result
+
+
+def bench_registration(report: Report, rss: RssSampler, n: int, rate: float) -> None:
+    log("1. Registration latency")
+    stub_port, web_port = free_port(), free_port()
+    stub = Proc("stubfeed", [PY, "-m", "bench.stubfeed", str(stub_port)], env(), LOGS)
+    wait_port(stub_port)
+    web = gunicorn(web_port, "web", BENCH_STUB_FEED_URL=f"http://127.0.0.1:{stub_port}")
+    rss.watch(web.pid, "web")
+    base = f"http://127.0.0.1:{web_port}/bench/register"
+    try:
+        scenarios = [
+            ("floor", f"{base}/floor/"),
+            ("outbox", f"{base}/event/"),
+            ("sync-0ms", f"{base}/sync/?delay=0"),
+            ("sync-50ms", f"{base}/sync/?delay=50"),
+            ("sync-200ms", f"{base}/sync/?delay=200"),
+        ]
+        for label, url in scenarios:
+            spy = None
+            if label == "outbox":
+                spy = Spy(web.pid, LOGS / "spy-web-outbox.raw", n / rate)
+            report.registration[label] = load(url, n, rate, label)
+            if spy:
+                report.profiles["web process during the outbox run"] = spy.summary(
+                    anchor=WEB_ANCHOR
+                )
+    finally:
+        rss.unwatch(web.pid)
+        web.stop()
+    down_port = free_port()
+    web = gunicorn(down_port, "web-broker-down", CELERY_BROKER_URL=DEAD_BROKER)
+    rss.watch(web.pid, "web")
+    try:
+        spy = Spy(web.pid, LOGS / "spy-web-broker-down.raw", n / rate)
+        report.registration["outbox, broker down"] = load(
+            f"http://127.0.0.1:{down_port}/bench/register/event/",
+            n,
+            rate,
+            "outbox-broker-down",
+        )
+        report.profiles["web process, broker down"] = spy.summary(anchor=WEB_ANCHOR)
+    finally:
+        rss.unwatch(web.pid)
+        web.stop()
+        stub.stop()
+    with db_conn() as conn:
+        pending = conn.execute(
+            "SELECT count(*) FROM messaging_outboxmessage WHERE status = 'pending'"
+        ).fetchone()[0]
+    report.notes.append(
+        f"After the registration runs {pending} outbox rows were pending "
+        "(the broker-down run's events, left to the relay as designed)."
+    )
+
+
+# --- 2. commit-to-visible ----------------------------------------------------------
+
+TRIGGER_SQL = """
+CREATE OR REPLACE FUNCTION bench_feed_notify() RETURNS trigger AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM new_rows) THEN
+    PERFORM pg_notify('bench_feed',
+      (SELECT min(id)::text || ',' || max(id)::text FROM new_rows));
+  END IF;
+  RETURN NULL;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS bench_feed_notify ON feed_feedevent;
+CREATE TRIGGER bench_feed_notify AFTER INSERT ON feed_feedevent
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION bench_feed_notify();
+"""
+
+
+def bench_commit_to_visible(
+    report: Report,
+    rss: RssSampler,
+    seconds: float,
+    rates: list[int],
+    what_if: bool = False,
+) -> None:
+    log("2. Commit-to-visible latency" + (" (what-if: DB reuse)" if what_if else ""))
+    truncate("feed_feedevent", "messaging_outboxmessage")
+    purge_queues()
+    with db_conn() as conn:
+        conn.execute(TRIGGER_SQL)
+    overrides = {"BENCH_DB_REUSE_MAX": "1000"} if what_if else {}
+    worker = celery_worker("portal", "feed", "worker-c2v", **overrides)
+    relay = Proc("relay", [PY, "manage.py", "relay_outbox"], env(), LOGS)
+    rss.watch(worker.pid, "worker")
+    try:
+        wait_consumer("feed")
+        for rate in rates:
+            spy = None
+            if rate == 200 and not what_if:
+                spy = Spy(worker.pid, LOGS / "spy-worker-c2v.raw", seconds)
+            out = subprocess.run(
+                [PY, "-m", "bench.c2v", "--rate", str(rate), "--seconds", str(seconds)],
+                cwd=ROOT,
+                env=env(),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if spy:
+                report.profiles["worker at 200 events/s (commit-to-visible)"] = (
+                    spy.summary(anchor=WORKER_ANCHOR)
+                )
+            if what_if:
+                report.what_if[f"commit-to-visible at {rate}/s"] = result
+            else:
+                report.c2v[rate] = result
+            log(
+                f"  {rate}/s: {len(result['latencies'])}/{result['registered']} "
+                f"seen, achieved {result['achieved_rate']:.0f}/s"
+            )
+    finally:
+        rss.unwatch(worker.pid)
+        worker.stop()
+        relay.stop()
+        with db_conn() as conn:
+            conn.execute("DROP TRIGGER IF EXISTS bench_feed_notify ON feed_feedevent")
+
+
+# --- 3 + 4. relay and consumer throughput -------------------------------------------
+
+
+def drain_rate(
+    expect: int, proc: Proc | None = None, timeout: float = 300, on_first=None
+) -> dict:
+    """Rows/s into the feed table, from the first row seen to the last."""
+    with db_conn() as conn:
+        conn.autocommit = True
+        first_at, first_count = None, 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            count = feed_count(conn)
+            now = time.perf_counter()
+            if first_at is None and count > 0:
+                first_at, first_count = now, count
+                if on_first:
+                    on_first()
+            if count >= expect:
+                seconds = now - first_at
+                return {
+                    "events": count - first_count,
+                    "seconds": seconds,
+                    "rate": (count - first_count) / max(seconds, 1e-9),
+                }
+            if proc is not None and not proc.alive():
+                raise RuntimeError(f"{proc.name} died; see {proc.log_path}")
+            time.sleep(0.02)
+    raise RuntimeError(f"only {count}/{expect} rows after {timeout}s")
+
+
+def bench_relay(report: Report, events: int) -> list[dict]:
+    log("4. Relay throughput")
+    truncate("feed_feedevent", "messaging_outboxmessage")
+    purge_queues()
+    items = list(data.envelopes(events, seed=11))
+    with db_conn() as conn:
+        data.copy_outbox(conn, items)
+    from django.db import close_old_connections
+
+    from portal.messaging.relay import Relay
+
+    close_old_connections()
+    relay = Relay(grace=0)
+    start = time.perf_counter()
+    sent = relay.drain()
+    seconds = time.perf_counter() - start
+    report.relay = {"events": sent, "seconds": seconds, "rate": sent / seconds}
+    log(f"  relayed {sent} in {seconds:.2f}s = {sent / seconds:,.0f}/s")
+    if sent != events:
+        raise RuntimeError(f"relay sent {sent} of {events}")
+    return items
+
+
+def bench_consumers(
+    report: Report, rss: RssSampler, items: list[dict], naive_events: int
+) -> None:
+    log("3. Feed consumer throughput")
+    events = len(items)
+    # (b) ours: the relay just left `events` events packed in task messages.
+    worker = celery_worker("portal", "feed", "worker-ours")
+    rss.watch(worker.pid, "worker")
+    spies = []
+    try:
+        report.consumer["ours"] = drain_rate(
+            events,
+            worker,
+            on_first=lambda: spies.append(
+                Spy(worker.pid, LOGS / "spy-worker-ours.raw", 4)
+            ),
+        )
+        if spies:
+            report.profiles["our worker draining the pre-filled queue"] = spies[
+                0
+            ].summary(anchor=WORKER_ANCHOR)
+    finally:
+        rss.unwatch(worker.pid)
+        worker.stop()
+    log(f"  ours: {report.consumer['ours']['rate']:,.0f}/s")
+
+    # What-if: the same with Celery's per-task database reconnect turned off.
+    truncate("feed_feedevent", "messaging_outboxmessage")
+    with db_conn() as conn:
+        data.copy_outbox(conn, items)
+    from django.db import close_old_connections
+
+    from portal.messaging.relay import Relay
+
+    close_old_connections()
+    Relay(grace=0).drain()
+    worker = celery_worker(
+        "portal", "feed", "worker-ours-reuse", BENCH_DB_REUSE_MAX="1000"
+    )
+    rss.watch(worker.pid, "worker")
+    try:
+        report.what_if["consumer throughput"] = drain_rate(events, worker)
+    finally:
+        rss.unwatch(worker.pid)
+        worker.stop()
+    log(f"  ours, DB reuse: {report.what_if['consumer throughput']['rate']:,.0f}/s")
+
+    # (a) naive: one default Celery task per event.
+    truncate("feed_feedevent")
+    purge_queues()
+    from bench.naive import apply_event
+
+    naive_items = list(data.envelopes(naive_events, seed=12))
+    with apply_event.app.producer_or_acquire() as producer:
+        for env_ in naive_items:
+            apply_event.apply_async(args=[env_], producer=producer)
+    worker = celery_worker("bench.naive", "bench.naive", "worker-naive")
+    rss.watch(worker.pid, "worker-naive")
+    try:
+        report.consumer["naive"] = drain_rate(naive_events, worker)
+    finally:
+        rss.unwatch(worker.pid)
+        worker.stop()
+    log(f"  naive: {report.consumer['naive']['rate']:,.0f}/s")
+
+    # (c) the limit: bare pika + COPY, same message shape as the relay's.
+    truncate("feed_feedevent")
+    purge_queues()
+    import pika
+
+    connection, channel = broker_channel()
+    per_message = int(os.environ.get("OUTBOX_EVENTS_PER_MESSAGE", "100"))
+    for start in range(0, events, per_message):
+        body = json.dumps([[items[start : start + per_message]], {}, {}])
+        channel.basic_publish(
+            "",
+            "bench.bare",
+            body,
+            pika.BasicProperties(delivery_mode=2, content_type="application/json"),
+        )
+    connection.close()
+    out = subprocess.run(
+        [
+            PY,
+            "-m",
+            "bench.bare",
+            "--amqp",
+            os.environ["CELERY_BROKER_URL"],
+            "--db",
+            os.environ["DATABASE_URL"].replace("postgres://", "postgresql://"),
+            "--queue",
+            "bench.bare",
+            "--expect",
+            str(events),
+        ],
+        cwd=ROOT,
+        env=env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    bare = json.loads(out.stdout.strip().splitlines()[-1])
+    bare["rate"] = bare["events"] / bare["seconds"]
+    report.consumer["bare"] = bare
+    log(f"  bare pika + COPY: {bare['rate']:,.0f}/s")
+
+
+def profile_consumer(report: Report, batches: int) -> None:
+    """Where the consumer's time goes: the service in-process, under pyinstrument."""
+    from django.db import close_old_connections
+    from pyinstrument import Profiler
+
+    from feed.services import feed_events_apply
+
+    truncate("feed_feedevent")
+    close_old_connections()
+    per_message = int(os.environ.get("OUTBOX_EVENTS_PER_MESSAGE", "100"))
+    items = list(data.envelopes(batches * per_message, seed=13))
+    chunks = [items[i : i + per_message] for i in range(0, len(items), per_message)]
+    profiler = Profiler(interval=0.0005)
+    start = time.perf_counter()
+    profiler.start()
+    for chunk in chunks:
+        feed_events_apply(envelopes=chunk)
+    profiler.stop()
+    seconds = time.perf_counter() - start
+    report.consumer_profile = {
+        "rate": len(items) / seconds,
+        "text": profiler.output_text(unicode=False, color=False, show_all=False),
+    }
+    log(f"  service alone, in-process: {len(items) / seconds:,.0f}/s")
+
+
+def profile_relay(report: Report, events: int) -> None:
+    from django.db import close_old_connections
+    from pyinstrument import Profiler
+
+    from portal.messaging.relay import Relay
+
+    truncate("messaging_outboxmessage")
+    purge_queues()
+    with db_conn() as conn:
+        data.copy_outbox(conn, list(data.envelopes(events, seed=14)))
+    close_old_connections()
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    Relay(grace=0).drain()
+    profiler.stop()
+    report.relay_profile = profiler.output_text(unicode=False, color=False)
+    purge_queues()
+
+
+# --- 5. feed reads -------------------------------------------------------------------
+
+NEXT_LINK = re.compile(r'href="([^"]*[?&](?:cursor|before|after)=[^"]*)"')
+
+
+def bench_reads(report: Report, events: int, employees: int, samples: int) -> None:
+    log(f"5. Feed reads at {events:,} events and {employees:,} employees")
+    truncate("feed_feedevent", "messaging_outboxmessage")
+    with db_conn() as conn:
+        data.fill_employees(conn, employees)
+        data.fill_feed(conn, events)
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE feed_feedevent")
+        conn.execute("ANALYZE registrar_employee")
+    import html
+
+    (Path(os.environ["PORTAL_VAR_DIR"]) / "static").mkdir(parents=True, exist_ok=True)
+
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.db import close_old_connections, connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    close_old_connections()
+    user_model = get_user_model()
+    user, _ = user_model.objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+
+    def measure(label: str, url: str) -> None:
+        for _ in range(3):
+            client.get(url)
+        timings = []
+        budget = time.perf_counter() + READ_SECONDS_PER_PAGE
+        while len(timings) < samples and (
+            len(timings) < 20 or time.perf_counter() < budget
+        ):
+            start = time.perf_counter()
+            response = client.get(url)
+            timings.append(time.perf_counter() - start)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        report.reads[label] = {
+            "url": url,
+            "status": response.status_code,
+            "p50": float(np.percentile(timings, 50)),
+            "p99": float(np.percentile(timings, 99)),
+            "samples": len(timings),
+            "queries": len(queries),
+            "bytes": len(response.content),
+            "sql_ms": sum(float(q["time"]) for q in queries.captured_queries) * 1000,
+        }
+        slowest = max(queries.captured_queries, key=lambda q: float(q["time"]))
+        if report.reads[label]["p99"] > 0.05 and slowest["sql"].startswith("SELECT"):
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + slowest["sql"])
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+            report.read_plans[label] = (slowest["sql"], float(slowest["time"]), plan)
+        log(
+            f"  {label}: p50 {report.reads[label]['p50'] * 1000:.1f} ms, "
+            f"{len(queries)} queries, HTTP {response.status_code}"
+        )
+
+    def deep(url: str, pages: int, api: bool) -> str | None:
+        for _ in range(pages):
+            response = client.get(url)
+            if response.status_code != 200:
+                return None
+            if api:
+                nxt = response.json().get("next")
+            else:
+                match = NEXT_LINK.search(response.content.decode())
+                nxt = html.unescape(match.group(1)) if match else None
+            if not nxt:
+                return None
+            if "://" in nxt:
+                nxt = urlsplit(nxt)._replace(scheme="", netloc="").geturl()
+            url = urlsplit(url).path + nxt if nxt.startswith("?") else nxt
+        return url
+
+    api = client.get("/api/feed/")
+    has_api = api.status_code == 200 and api.get("Content-Type", "").startswith(
+        "application/json"
+    )
+    report.notes.append(
+        "GET /api/feed/ "
+        + (
+            "exists and was measured."
+            if has_api
+            else f"answered HTTP {api.status_code}: not measured."
+        )
+    )
+    deep_pages = 20
+    if has_api:
+        measure("API first page", "/api/feed/")
+        deep_url = deep("/api/feed/", deep_pages, api=True)
+        if deep_url:
+            measure(f"API deep page (cursor, {deep_pages} pages in)", deep_url)
+        measure("API filtered (type)", "/api/feed/?type=thanks.sent")
+        measure("API filtered (department)", "/api/feed/?department=Department%2003")
+        for size in (10, 100):
+            measure(f"API first page, page_size={size}", f"/api/feed/?page_size={size}")
+    measure("home first page", "/")
+    deep_url = deep("/", deep_pages, api=False)
+    if deep_url:
+        measure(f"home deep page (cursor, {deep_pages} pages in)", deep_url)
+    else:
+        report.notes.append("The home page has no cursor link to follow: no deep page.")
+    measure("home filtered (type)", "/?type=thanks.sent")
+
+    from feed.selectors import feed_events_list
+
+    timings = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        list(feed_events_list()[:50])
+        timings.append(time.perf_counter() - start)
+    report.reads["selector feed_events_list()[:50]"] = {
+        "url": "-",
+        "status": 200,
+        "queries": 1,
+        "bytes": 0,
+        "p50": float(np.percentile(timings, 50)),
+        "p99": float(np.percentile(timings, 99)),
+    }
+
+
+def service_at_scale(report: Report, batches: int) -> None:
+    """The consumer's service on the full feed table (duplicate check cost)."""
+    from django.db import close_old_connections
+
+    from feed.services import feed_events_apply
+
+    close_old_connections()
+    with db_conn() as conn:
+        rows = feed_count(conn)
+    items = list(data.envelopes(batches * 100, seed=15))
+    start = time.perf_counter()
+    for i in range(0, len(items), 100):
+        feed_events_apply(envelopes=items[i : i + 100])
+    seconds = time.perf_counter() - start
+    report.at_scale = {"rows": rows, "rate": len(items) / seconds}
+    log(f"  service alone at {rows:,} rows: {len(items) / seconds:,.0f} events/s")
+
+
+# --- main --------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for development (not comparable)",
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated sections to skip: registration,c2v,throughput,reads",
+    )
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    q = args.quick
+    sizes = {
+        "requests": 300 if q else 2000,
+        "rate": 100 if q else 150,
+        "c2v_seconds": 3 if q else 8,
+        "relay_events": 10_000 if q else 50_000,
+        "naive_events": 1_000 if q else 2_000,
+        "feed_events": 100_000 if q else 1_000_000,
+        "employees": 10_000,
+        "read_samples": 30 if q else 200,
+    }
+    started = time.perf_counter()
+    log(
+        f"Benchmark on {os.environ['DATABASE_URL']} and "
+        f"{os.environ['CELERY_BROKER_URL']}{' (quick)' if q else ''}"
+    )
+    ensure_vhost()
+    recreate_database()
+    import django
+
+    django.setup()
+    purge_queues()
+    report = Report(
+        quick=q,
+        sizes=sizes,
+        machine=f"{platform.node()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
+    )
+    rss = RssSampler()
+    try:
+        if "registration" not in skip:
+            bench_registration(report, rss, sizes["requests"], sizes["rate"])
+        if "c2v" not in skip:
+            bench_commit_to_visible(report, rss, sizes["c2v_seconds"], [50, 200, 500])
+            bench_commit_to_visible(
+                report, rss, sizes["c2v_seconds"], [200], what_if=True
+            )
+        if "throughput" not in skip:
+            items = bench_relay(report, sizes["relay_events"])
+            bench_consumers(report, rss, items, sizes["naive_events"])
+            profile_consumer(report, 30 if q else 100)
+            if report.relay["rate"] < 10_000:
+                profile_relay(report, 5_000 if q else 20_000)
+        if "reads" not in skip:
+            bench_reads(
+                report, sizes["feed_events"], sizes["employees"], sizes["read_samples"]
+            )
+            service_at_scale(report, 5 if q else 10)
+    finally:
+        rss.close()
+        report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}
+    report.seconds = time.perf_counter() - started
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "quick" if q else "latest"
+    report.write(RESULTS, name)
+    log(f"Done in {report.seconds:.0f}s: {RESULTS / (name + '.md')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
