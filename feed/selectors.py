@@ -2,14 +2,16 @@
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from .models import FeedEvent, Reaction
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+ARRIVAL_OVERLAP = timedelta(seconds=30)
 
 
 class InvalidCursor(ValueError):
@@ -90,6 +92,12 @@ def feed_page(
     return items[:limit], next_cursor
 
 
+def feed_newest_id() -> int:
+    """The id of the latest event to arrive (0 if none): where a page that
+    shows the feed from now on starts asking ``feed_arrived_since``."""
+    return FeedEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
 def feed_arrived_since(
     *,
     user=None,
@@ -101,8 +109,15 @@ def feed_arrived_since(
     """Events that reached the feed after the one with id ``since_id``,
     newest first by event time: what a page already showing the feed is
     missing. Arrival order is the id, which is why this is not a time cursor:
-    an event may arrive after a newer one."""
+    an event may arrive after a newer one.
+
+    Ids are handed out at insert, not at commit, so a worker may commit a
+    lower id after another's higher one was read. Events that arrived in the
+    last ``ARRIVAL_OVERLAP`` are therefore returned again; callers skip the
+    ones they already show.
+    """
+    recent = timezone.now() - ARRIVAL_OVERLAP
     events = feed_events_list(event_type=event_type, department=department).filter(
-        pk__gt=since_id
+        Q(pk__gt=since_id) | Q(received_at__gte=recent)
     )
     return list(with_reactions(events, user=user)[:limit])

@@ -14,7 +14,7 @@ from registrar.models import Department, Employee
 from .forms import ThanksForm
 from .models import FeedEvent
 from .rendering import EVENT_TYPES, type_label
-from .selectors import InvalidCursor, feed_arrived_since, feed_page
+from .selectors import InvalidCursor, feed_arrived_since, feed_newest_id, feed_page
 from .services import FeedError, reaction_toggle, thanks_send
 
 
@@ -33,6 +33,8 @@ def _sender(user) -> Employee | None:
 @staff_member_required
 def home(request):
     filters = _filters(request)
+    # Read before the page: whatever arrives meanwhile is polled for later.
+    newest_id = feed_newest_id()
     try:
         events, next_cursor = feed_page(
             user=request.user, before=request.GET.get("before") or None, **filters
@@ -47,7 +49,6 @@ def home(request):
         else None
     )
     sender = _sender(request.user)
-    newest_id = FeedEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
     context = {
         "events": events,
         "older_url": older_url,
@@ -56,7 +57,7 @@ def home(request):
         "filter_query": urlencode(query),
         "event_types": [(t, type_label(t)) for t in EVENT_TYPES],
         "departments": Department.objects.values_list("name", flat=True),
-        "since_id": newest_id or 0,
+        "since_id": newest_id,
         "sender": sender,
         "thanks_form": ThanksForm(sender=sender) if sender else None,
         "can_register": is_hr(request.user),
@@ -76,7 +77,7 @@ def arrived(request):
         user=request.user, since_id=since_id, **_filters(request)
     )
     html = render_to_string("feed/_cards.html", {"events": events}, request=request)
-    newest = max((e.pk for e in events), default=since_id)
+    newest = max([since_id, *(e.pk for e in events)])
     return JsonResponse({"count": len(events), "html": html, "since": newest})
 
 

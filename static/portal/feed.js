@@ -40,6 +40,7 @@
   var notice = document.getElementById("new-events");
   var url = feed.dataset.arrivedUrl;
   var POLL_MS = 3000;
+  var shown = 0;
 
   function poll() {
     if (document.hidden) return schedule();
@@ -59,14 +60,17 @@
         if (empty) empty.remove();
         var template = document.createElement("template");
         template.innerHTML = result.html.trim();
+        var fresh = 0;
         template.content.querySelectorAll("li").forEach(function (li) {
+          // Recent arrivals come again (see feed_arrived_since); keep one.
+          if (document.getElementById(li.id)) return li.remove();
           li.classList.add("fresh");
-          var old = document.getElementById(li.id);
-          if (old) old.remove();
+          fresh += 1;
         });
+        if (!fresh) return;
         feed.prepend(template.content);
-        notice.textContent =
-          result.count === 1 ? "1 new event" : result.count + " new events";
+        shown += fresh;
+        notice.textContent = shown === 1 ? "1 new event" : shown + " new events";
         notice.hidden = false;
       })
       .catch(function () {})

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from feed.models import Reaction, Thanks
+from feed.models import FeedEvent, Reaction, Thanks
 from portal.messaging.models import OutboxMessage
 from registrar.models import Department, Employee
 from tests.factories import DepartmentFactory, EmployeeFactory, TeamFactory
@@ -73,19 +73,29 @@ def test_feed_page_costs_a_fixed_number_of_queries(
     assert len(response.context["events"]) == min(n, 20)
 
 
-def test_arrived_returns_only_newer_events_as_html(as_role):
+def test_arrived_returns_newer_and_just_arrived_events_as_html(as_role):
+    """Newer by id, plus any that arrived in the last half minute: a lower id
+    may commit after a higher one."""
     old = FeedEventFactory()
+    FeedEvent.objects.filter(pk=old.pk).update(
+        received_at=old.received_at - timedelta(minutes=5)
+    )
+    just_before = FeedEventFactory()
     new = FeedEventFactory(
         type="department.renamed",
         department="Finance & Accounting",
         time=old.time - timedelta(days=1),
     )
-    response = as_role("staff").get(reverse("feed:arrived"), {"since": old.pk})
+    response = as_role("staff").get(reverse("feed:arrived"), {"since": just_before.pk})
     body = response.json()
-    assert body["count"] == 1
+    assert body["count"] == 2
     assert body["since"] == new.pk
     assert "Money was renamed to Finance &amp; Accounting" in body["html"]
+    assert f'id="event-{just_before.pk}"' in body["html"]
     assert f'id="event-{old.pk}"' not in body["html"]
+    # The answer never moves ``since`` backwards.
+    again = as_role("staff").get(reverse("feed:arrived"), {"since": new.pk + 5})
+    assert again.json()["since"] == new.pk + 5
 
 
 def test_reaction_toggle_returns_counts(as_role):
