@@ -109,6 +109,8 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
+# Linked from the top bar for admins; Flower runs as its own process.
+FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555/")
 LOGIN_REDIRECT_URL = "feed:home"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -117,3 +117,19 @@ def test_csrf_is_enforced(staff_user):
     response = client.post(reverse("feed:react", args=[event.pk]), {"kind": "like"})
     assert response.status_code == 403
     assert not Reaction.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        ("staff", set()),
+        ("hr", {"Employees", "Register"}),
+        ("admin", {"Employees", "Register", "Admin", "Flower"}),
+    ],
+)
+def test_top_bar_links_follow_the_role(as_role, settings, role, links):
+    settings.FLOWER_URL = "http://flower.example/"
+    html = as_role(role).get(reverse("feed:home")).content.decode()
+    nav = html.split("<nav>")[1].split("</nav>")[0]
+    for link in ("Employees", "Register", "Admin", "Flower"):
+        assert (f">{link}</a>" in nav) == (link in links), link
