@@ -107,6 +107,7 @@ def main() -> int:
     os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="chaos-var-"))
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["FEED_QUEUE"] = "feed.chaos"
+    os.environ["FEED_INGEST_QUEUE"] = "feed.chaos.ingest"
     ensure_database(os.environ["DATABASE_URL"])
 
     import django
@@ -115,7 +116,7 @@ def main() -> int:
     from django.core.management import call_command
 
     from tests.faults.scenarios import SCENARIOS, Lab
-    from tests.faults.stack import prepare_broker
+    from tests.faults.stack import prepare_broker, remove_queues
 
     call_command("migrate", verbosity=0)
     names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
@@ -141,7 +142,7 @@ def main() -> int:
         for note in outcome.notes:
             print(f"   - {note}", flush=True)
     call_command("flush", interactive=False, verbosity=0)
-    prepare_broker()
+    remove_queues()
 
     done = [o for o in outcomes if o is not None]
     table = markdown([o.row() for o in done])

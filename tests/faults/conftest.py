@@ -6,17 +6,19 @@ import pytest
 
 from tests.conftest import real_stack_available
 
-from .scenarios import QUEUE, Lab
-from .stack import prepare_broker
+from .scenarios import INGEST_QUEUE, QUEUE, Lab
+from .stack import prepare_broker, remove_queues
 
 
 @pytest.fixture
 def lab(tmp_path, settings) -> Iterator[Lab]:
-    """A queue of their own (no other test's worker may take the scenario's
-    messages), emptied before and after, and a directory for process logs."""
+    """Queues of their own (no other test's worker may take the scenario's
+    messages), empty at the start and deleted after, and a directory for
+    process logs."""
     if not real_stack_available():
         pytest.skip("needs the real stack")
     settings.FEED_QUEUE = QUEUE
+    settings.FEED_INGEST_QUEUE = INGEST_QUEUE
     prepare_broker()
     yield Lab(log_dir=tmp_path)
-    prepare_broker()
+    remove_queues()

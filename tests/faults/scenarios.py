@@ -12,6 +12,7 @@ import random
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ REASON_DELIVERY_LIMIT = "delivery limit"
 # The scenarios' own feed queue: a worker other tests left running on the
 # default queue must not take (and so hide the fate of) their messages.
 QUEUE = "feed.chaos"
+INGEST_QUEUE = "feed.chaos.ingest"
 
 
 @dataclass
@@ -325,9 +327,13 @@ def _huge_envelope(i: int, marker: str) -> dict[str, Any]:
 
 
 def _bad_raw(i: int, marker: str) -> RawMessage:
-    """One malformed message, as bytes on the queue."""
+    """One malformed task message, as bytes on the feed queue."""
     task = {"task": topology.FEED_TASK, "id": marker, "lang": "py"}
-    kind = i % 6
+    if i % 50 == 49:  # a huge body of garbage (2 MiB)
+        return RawMessage(
+            f"{marker} ".encode() + b"\xff" * (2 * 1024 * 1024), headers=task
+        )
+    kind = i % 5
     if kind == 0:  # not JSON
         return RawMessage(f"\x00{{not json {marker}".encode(), headers=task)
     if kind == 1:  # wrong content type
@@ -341,39 +347,85 @@ def _bad_raw(i: int, marker: str) -> RawMessage:
             json.dumps([[marker], {}, {}]).encode(),
             headers={**task, "task": "feed.no_such_task"},
         )
-    if kind == 4:  # a huge body of garbage (2 MiB)
-        return RawMessage(
-            f"{marker} ".encode() + b"\xff" * (2 * 1024 * 1024), headers=task
-        )
     # a task message whose args are not a list of events
     return RawMessage(json.dumps([marker, {}, {}]).encode(), headers=task)
+
+
+def _ingested(body: bytes, marker: str, content_type: str) -> RawMessage:
+    """A plain CloudEvents message as another service publishes it (straight
+    to the ingest queue: ``portal.events`` would copy it to every queue bound
+    there)."""
+    return RawMessage(
+        body,
+        content_type=content_type,
+        exchange="",
+        routing_key=topology.ingest_queue_name(),
+        properties={"message_id": marker, "app_id": SOURCE},
+    )
+
+
+def _good_ingested(event: dict[str, Any]) -> RawMessage:
+    return _ingested(
+        json.dumps(event).encode(), event["id"], "application/cloudevents+json"
+    )
+
+
+def _bad_ingested(i: int, marker: str) -> RawMessage:
+    """One malformed message from another service."""
+    ce = "application/cloudevents+json"
+    event = valid_event(300_000 + i, event_id=marker)
+    if i % 50 == 49:  # huge (1 MiB)
+        return _ingested(json.dumps(_huge_envelope(i, marker)).encode(), marker, ce)
+    kind = i % 6
+    if kind == 0:
+        return _ingested(f"{{not json {marker}".encode(), marker, ce)
+    if kind == 1:
+        return _ingested(json.dumps(event).encode(), marker, "text/plain")
+    if kind == 2:
+        del event["time"]
+    elif kind == 3:
+        event["type"] = "employee.teleported"
+    elif kind == 4:
+        event["data"]["employee_id"] = [i]
+    else:
+        return _ingested(json.dumps([event]).encode(), marker, ce)
+    return _ingested(json.dumps(event).encode(), marker, ce)
 
 
 def malformed_messages(lab: Lab, scale: float = 1.0) -> Outcome:
     """Malformed messages of every kind mixed into valid ones: the worker never
     dies, every malformed one is in the dead-letter store with a reason, every
-    valid one is in the feed."""
+    valid one is in the feed.
+
+    Malformed: 40 % are events inside task messages next to valid ones (a few
+    huge ones alone), 30 % whole task messages that are broken, 30 % messages
+    from other services (the ingest queue). Valid: 80 % in task messages,
+    20 % from other services.
+    """
     n = n_of(1000, scale)
     rng = random.Random(5)
     valid = [valid_event(i) for i in range(n)]
     bad_markers: list[str] = []
-    # Half the malformed ones are events inside task messages next to valid
-    # ones, a few are huge, the rest are whole messages that are broken.
     plan: list[tuple[str, Any]] = []
-    in_tasks, raw = n // 2, n - n // 2
     bad_envelopes = []
-    for i in range(in_tasks):
+    for i in range(n * 4 // 10):
         marker = _marker()
         bad_markers.append(marker)
         if i % 50 == 49:
             plan.append(("task", [_huge_envelope(i, marker)]))
         else:
             bad_envelopes.append(_bad_envelopes(i, marker))
-    for i in range(raw):
+    for i in range(n * 3 // 10):
         marker = _marker()
         bad_markers.append(marker)
         plan.append(("raw", _bad_raw(i, marker)))
-    mixed = valid + bad_envelopes
+    for i in range(n - len(bad_markers)):
+        marker = _marker()
+        bad_markers.append(marker)
+        plan.append(("raw", _bad_ingested(i, marker)))
+    from_services = n // 5
+    plan.extend(("raw", _good_ingested(e)) for e in valid[:from_services])
+    mixed = valid[from_services:] + bad_envelopes
     rng.shuffle(mixed)
     plan.extend(("task", batch) for batch in chunks(mixed, 5))
     rng.shuffle(plan)
@@ -387,9 +439,9 @@ def malformed_messages(lab: Lab, scale: float = 1.0) -> Outcome:
                 else:
                     publisher.raw(item)
         ids = {e["id"] for e in valid}
-        wait_drained(ids, set(bad_markers), timeout=60 + n / 20)
+        wait_drained(ids, set(bad_markers), timeout=60 + n / 20, give_up=worker.crashed)
         drained = time.monotonic() - started
-        alive = worker.alive() and worker.pid == pid
+        alive = not worker.crashed() and worker.pid == pid
         lost_children = worker.lost_children()
     outcome = count(
         "5 malformed messages",
@@ -404,9 +456,12 @@ def malformed_messages(lab: Lab, scale: float = 1.0) -> Outcome:
         "without_reason": sum(1 for m in bad_markers if not reasons.get(m, "").strip()),
         "malformed": len(bad_markers),
         "valid": len(valid),
+        "reasons": dict(Counter(reasons.values())),
     }
     outcome.notes.append(
-        f"{len(valid)} valid + {len(bad_markers)} malformed; worker survived: {alive}"
+        f"{len(valid)} valid + {len(bad_markers)} malformed; worker survived: "
+        f"{alive}; reasons: "
+        + ", ".join(f"{r} {c}" for r, c in sorted(Counter(reasons.values()).items()))
     )
     return outcome
 
@@ -456,7 +511,7 @@ def poison_message(lab: Lab, scale: float = 1.0) -> Outcome:
                 publisher.task(batch)
         wait_drained(ids, {marker}, timeout=90 + n / 50)
         drained = time.monotonic() - started
-        alive = worker.alive()
+        alive = not worker.crashed()
         deaths = worker.lost_children()
     outcome = count(
         "7 poison message", to_feed=ids, to_dead=[marker], drain_seconds=drained

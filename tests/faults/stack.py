@@ -5,6 +5,7 @@ Nothing here depends on pytest, so ``bench/chaos.py`` runs the very same
 scenarios at a larger scale. Django must be set up before importing this.
 """
 
+import base64
 import contextlib
 import itertools
 import os
@@ -80,6 +81,7 @@ def process_env(**overrides: str) -> dict[str, str]:
         DATABASE_URL=database_url(),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         FEED_QUEUE=settings.FEED_QUEUE,
+        FEED_INGEST_QUEUE=settings.FEED_INGEST_QUEUE,
         FEED_DELIVERY_LIMIT=str(settings.FEED_DELIVERY_LIMIT),
         FEED_RETRY_DELAYS=RETRY_DELAYS,
         CONN_MAX_AGE="0",
@@ -249,6 +251,10 @@ class Worker(Supervised):
         ]  # fmt: skip
         super().__init__(argv, env, log_path, supervise=supervise)
 
+    def crashed(self) -> bool:
+        """The main process died or gave up (Celery's "Unrecoverable error")."""
+        return not self.alive() or "Unrecoverable error" in self.log()
+
     def lost_children(self) -> int:
         """Pool processes that died under a task (Celery logs each one)."""
         return len(re.findall(r"Process '\S+' pid:\d+ exited with", self.log()))
@@ -330,15 +336,19 @@ class Publisher:
 
     def raw(self, msg: "RawMessage") -> None:
         """Bytes put on a queue as they are."""
+        exchange = (
+            Exchange(msg.exchange, type="topic", durable=True) if msg.exchange else ""
+        )
         self.producer.publish(
             msg.body,
-            exchange=Exchange(msg.exchange, type="topic", durable=True),
+            exchange=exchange,
             routing_key=msg.routing_key or topology.feed_queue_name(),
             content_type=msg.content_type,
             content_encoding="utf-8",
             headers=msg.headers,
             delivery_mode=2,
             retry=False,
+            **msg.properties,
         )
 
 
@@ -357,8 +367,9 @@ class RawMessage:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, Any] = field(default_factory=dict)
-    exchange: str = topology.FEED_EXCHANGE
+    exchange: str = topology.FEED_EXCHANGE  # "": straight to the queue named
     routing_key: str | None = None  # default: the feed queue
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 def queue_depth(name: str | None = None) -> int:
@@ -373,13 +384,32 @@ def queue_depth(name: str | None = None) -> int:
             channel.close()
 
 
+def _queues() -> tuple[str, ...]:
+    return (
+        topology.feed_queue_name(),
+        topology.dead_letter_queue_name(),
+        topology.ingest_queue_name(),
+    )
+
+
 def prepare_broker() -> None:
-    """Declare the topology and empty the feed and dead-letter queues."""
+    """Declare the topology and empty the scenario's queues."""
     with broker_connection() as conn:
         topology.declare(conn)
+        topology.declare_ingest(conn)
         channel = conn.channel()
-        for name in (topology.feed_queue_name(), topology.dead_letter_queue_name()):
+        for name in _queues():
             channel.queue_purge(name)
+        channel.close()
+
+
+def remove_queues() -> None:
+    """Delete the scenario's own queues; the ingest queue is bound to every key
+    of ``portal.events`` and would otherwise keep a copy of every event."""
+    with broker_connection() as conn:
+        channel = conn.channel()
+        for name in _queues():
+            channel.queue_delete(name)
         channel.close()
 
 
@@ -422,9 +452,16 @@ def dead_letter_counts() -> Counter:
     """How many dead-letter records mention each UUID (id or marker)."""
     found: Counter = Counter()
     for record in DeadLetter.objects.values().iterator():
-        text = " ".join(str(value) for value in record.values())
-        found.update(set(_UUID.findall(text)))
+        found.update(set(_UUID.findall(_record_text(record))))
     return found
+
+
+def _record_text(record: dict[str, Any]) -> str:
+    text = " ".join(str(value) for value in record.values())
+    if record.get("body_encoding") == "base64":
+        with contextlib.suppress(ValueError):
+            text += base64.b64decode(record["body"]).decode("latin-1")
+    return text
 
 
 def dead_letter_reasons(tokens: Iterable[str]) -> dict[str, str]:
@@ -432,8 +469,7 @@ def dead_letter_reasons(tokens: Iterable[str]) -> dict[str, str]:
     wanted = set(tokens)
     reasons: dict[str, str] = {}
     for record in DeadLetter.objects.values().iterator():
-        text = " ".join(str(value) for value in record.values())
-        for token in set(_UUID.findall(text)) & wanted:
+        for token in set(_UUID.findall(_record_text(record))) & wanted:
             reasons[token] = record["reason"]
     return reasons
 
@@ -476,12 +512,18 @@ def count(
 
 
 def wait_drained(
-    to_feed: set[str], to_dead: set[str] = frozenset(), *, timeout: float
+    to_feed: set[str],
+    to_dead: set[str] = frozenset(),
+    *,
+    timeout: float,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Wait until every expected event is where it should be, then let any
-    late redelivery land, so that duplicates would show."""
+    """Wait until every expected event is where it should be (or ``give_up()``),
+    then let any late redelivery land, so that duplicates would show."""
 
     def done() -> bool:
+        if give_up():
+            return True
         feed = feed_counts()
         if any(not feed[i] for i in to_feed):
             return False

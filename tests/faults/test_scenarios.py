@@ -3,6 +3,7 @@ or duplicated. The scenarios themselves live in ``scenarios.py``, shared with
 ``bench/chaos.py``, which runs them at a larger scale."""
 
 import pytest
+from django.conf import settings
 
 from . import scenarios
 
@@ -49,3 +50,26 @@ def test_events_published_twice_appear_once(lab):
     outcome = scenarios.published_twice(lab)
     assert outcome.sent == 1000
     assert_exact(outcome)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a task body that is not [args, kwargs, embed] kills the worker "
+    "(see test_bad_task_bodies.py)",
+)
+def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(lab):
+    outcome = scenarios.malformed_messages(lab)
+    assert outcome.extra["worker_survived"]
+    assert outcome.extra["lost_children"] == 0
+    assert outcome.extra["malformed"] == outcome.extra["valid"] == 1000
+    assert outcome.extra["without_reason"] == 0
+    assert_exact(outcome, dead_lettered=1000)
+
+
+def test_a_poison_message_is_dead_lettered_after_the_delivery_limit(lab):
+    outcome = scenarios.poison_message(lab)
+    assert outcome.extra["worker_alive"]
+    # Each delivery killed a pool process, up to the queue's delivery limit.
+    assert outcome.extra["deaths"] >= settings.FEED_DELIVERY_LIMIT
+    assert outcome.extra["reason"] == scenarios.REASON_DELIVERY_LIMIT
+    assert_exact(outcome, dead_lettered=1)

@@ -1,0 +1,45 @@
+"""Task messages whose JSON body is not Celery's ``[args, kwargs, embed]``.
+
+Celery parses the body in the worker's main process, outside the consumer's
+handling of invalid tasks: a ``ValueError`` there is an "Unrecoverable error"
+and the whole worker exits. Such a message must be dead-lettered like any other
+malformed one.
+"""
+
+import json
+import uuid
+
+import pytest
+
+from portal.messaging import topology
+
+from .stack import Publisher, RawMessage, count, valid_event, wait_drained
+
+pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FeedConsumer lets Celery's ValueError on a body that is not "
+    "[args, kwargs, embed] escape: the worker main process exits",
+)
+@pytest.mark.parametrize(
+    "body",
+    [{"not": "a task body"}, [["only args"]], "a string"],
+    ids=["object", "one-element list", "string"],
+)
+def test_a_task_body_that_is_not_args_kwargs_embed_is_dead_lettered(lab, body):
+    marker = str(uuid.uuid4())
+    event = valid_event(1)
+    headers = {"task": topology.FEED_TASK, "id": marker, "lang": "py"}
+    with lab.worker("worker") as worker:
+        with Publisher() as publisher:
+            publisher.raw(RawMessage(json.dumps(body).encode(), headers=headers))
+            publisher.task([event])
+        wait_drained({event["id"]}, {marker}, timeout=20, give_up=worker.crashed)
+        alive = not worker.crashed()
+    outcome = count(
+        "bad body", to_feed=[event["id"]], to_dead=[marker], drain_seconds=0
+    )
+    assert alive, "the worker exited"
+    assert (outcome.in_feed, outcome.dead_lettered, outcome.lost) == (1, 1, 0)
