@@ -55,6 +55,7 @@ class _Connections(threading.local):
     connection: Any = None
     url: str | None = None
     reused = False
+    blocked = ""
 
     def producer(self):
         from portal.celery import app
@@ -65,20 +66,54 @@ class _Connections(threading.local):
             self.reset()
             # No heartbeats: the connection idles between publishes and nothing
             # would drive them; a dead socket fails the next publish instead.
-            self.connection = app.connection_for_write(url, heartbeat=0)
+            self.blocked = ""
+            self.connection = app.connection_for_write(
+                url, heartbeat=0, transport_options=self._transport_options(url)
+            )
             self.url = url
+        if self.blocked:
+            # RabbitMQ said it will not take messages now (memory or disk
+            # alarm): fail at once rather than wait for a confirm.
+            raise BrokerBlocked(self.blocked)
         # One attempt, no sleeping retries: the caller keeps the rows pending.
         self.connection.ensure_connection(max_retries=0)
         return self.connection.Producer()
 
+    def _transport_options(self, url: str) -> dict[str, Any]:
+        if not url.startswith(("amqp", "pyamqp")):
+            return {}
+        return {
+            # A broker that stops reading (blocked, or a dead link) fails the
+            # write instead of hanging the publisher thread or the relay.
+            "write_timeout": settings.OUTBOX_PUBLISH_TIMEOUT,
+            "read_timeout": settings.OUTBOX_PUBLISH_TIMEOUT,
+            "on_blocked": self._on_blocked,
+            "on_unblocked": self._on_unblocked,
+        }
+
+    def _on_blocked(self, reason: str) -> None:
+        logger.warning("RabbitMQ blocked the publisher connection: %s", reason)
+        self.blocked = reason or "connection blocked"
+
+    def _on_unblocked(self) -> None:
+        logger.info("RabbitMQ unblocked the publisher connection")
+        self.blocked = ""
+
     def reset(self) -> None:
         if self.connection is not None:
             try:
-                self.connection.release()
+                # Drop the socket without the close handshake: a stalled or
+                # blocked broker would never answer it, and wait forever.
+                self.connection.collect()
             except Exception:  # noqa: BLE001 - it is being thrown away
                 logger.debug("Closing a failed broker connection", exc_info=True)
         self.connection = None
         self.url = None
+        self.blocked = ""
+
+
+class BrokerBlocked(ConnectionError):
+    """RabbitMQ blocked the connection (``connection.blocked``)."""
 
 
 _connections = _Connections()
@@ -88,8 +123,10 @@ def _send_batch(producer, envelopes: list[dict[str, Any]]) -> None:
     """Publish one task message carrying ``envelopes``; returns once confirmed.
 
     With ``confirm_publish`` on the amqp transport, kombu's publish blocks
-    until RabbitMQ confirms the message (or raises). ``retry=False``: the
-    caller decides what happens on failure, the rows stay pending.
+    until RabbitMQ confirms the message (or raises), at most
+    ``OUTBOX_PUBLISH_TIMEOUT`` seconds. ``mandatory``: a message no queue
+    would take raises instead of vanishing. ``retry=False``: the caller
+    decides what happens on failure, the rows stay pending.
     """
     from portal.celery import app
 
@@ -99,6 +136,11 @@ def _send_batch(producer, envelopes: list[dict[str, Any]]) -> None:
         queue=topology.feed_queue(),
         producer=producer,
         retry=False,
+        # Unroutable (no queue bound) is an error, not a silent drop: RabbitMQ
+        # returns the message and py-amqp raises, so the rows stay pending.
+        mandatory=True,
+        # A confirm that never comes (blocked or cut-off broker) fails.
+        confirm_timeout=settings.OUTBOX_PUBLISH_TIMEOUT,
     )
 
 

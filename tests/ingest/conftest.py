@@ -6,7 +6,7 @@ import pytest
 from kombu import Connection
 
 from portal.messaging import topology
-from tests.messaging.conftest import TcpProxy
+from tests.messaging.conftest import broker_proxy  # noqa: F401 - a fixture
 
 
 @pytest.fixture
@@ -18,11 +18,3 @@ def ingest(clean_queues: Connection, feed_worker) -> Iterator[Connection]:
     yield clean_queues
     channel.queue_purge(topology.ingest_queue_name())
     channel.close()
-
-
-@pytest.fixture
-def broker_proxy() -> Iterator[TcpProxy]:
-    """A cuttable TCP link to RabbitMQ."""
-    proxy = TcpProxy(("127.0.0.1", 5672))
-    yield proxy
-    proxy.close()

@@ -26,6 +26,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.up = threading.Event()
         self.up.set()
+        self.frozen = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -50,11 +51,11 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         with suppress(OSError):
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self.frozen.is_set():  # frozen: swallowed, like a stall
+                    dst.sendall(data)
         for s in (src, dst):
             with suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
@@ -72,6 +73,11 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.up.set()
+        self.frozen.clear()
+
+    def freeze(self) -> None:
+        """Keep connections open but let nothing through (a stalled peer)."""
+        self.frozen.set()
 
     def close(self) -> None:
         self._closed = True
@@ -100,6 +106,14 @@ def delete_private_queues(prefix: str) -> None:
             with suppress(Exception):
                 channel.queue_delete(name)
         channel.close()
+
+
+@pytest.fixture
+def broker_proxy() -> Iterator[TcpProxy]:
+    """A cuttable, freezable TCP link to RabbitMQ."""
+    proxy = TcpProxy(("127.0.0.1", 5672))
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture
