@@ -48,6 +48,10 @@ def home(request):
         if next_cursor
         else None
     )
+    if request.GET.get("fragment"):
+        # "Older" pressed on a page that is already open: only the cards.
+        html = render_to_string("feed/_cards.html", {"events": events}, request=request)
+        return JsonResponse({"html": html, "older_url": older_url})
     sender = _sender(request.user)
     context = {
         "events": events,

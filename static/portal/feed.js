@@ -36,6 +36,40 @@
       });
   });
 
+  // "Older": append the next page instead of leaving this one.
+  var older = document.querySelector("a.older");
+  if (older) {
+    older.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (older.dataset.loading) return;
+      older.dataset.loading = "1";
+      fetch(older.href + "&fragment=1", {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.json();
+        })
+        .then(function (result) {
+          var template = document.createElement("template");
+          template.innerHTML = result.html.trim();
+          template.content.querySelectorAll("li").forEach(function (li) {
+            if (document.getElementById(li.id)) li.remove();
+          });
+          feed.append(template.content);
+          if (result.older_url) older.href = result.older_url;
+          else older.remove();
+        })
+        .catch(function () {
+          window.location = older.href;
+        })
+        .finally(function () {
+          delete older.dataset.loading;
+        });
+    });
+  }
+
   if (feed.dataset.live !== "true") return;
   var notice = document.getElementById("new-events");
   var url = feed.dataset.arrivedUrl;

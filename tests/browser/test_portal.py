@@ -1,7 +1,10 @@
 """The portal in headless Chromium on the real stack: a real worker on
 RabbitMQ and PostgreSQL fills the feed the pages show."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from feed.models import FeedEvent
 from portal.roles import HR_GROUP, STAFF_GROUP
@@ -15,7 +18,7 @@ from registrar.services import (
 )
 from tests.browser.conftest import SCREENSHOTS, login
 from tests.helpers import wait_for
-from tests.web.factories import PASSWORD, UserFactory
+from tests.web.factories import PASSWORD, FeedEventFactory, UserFactory
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -138,3 +141,20 @@ def test_staff_cannot_open_registrar_pages(live_stack, browser_context, staff):
     for path in ("/registrar/", "/registrar/employees/new/", "/registrar/departments/"):
         response = page.goto(f"{live_stack.url}{path}")
         assert response.status == 403, path
+
+
+def test_older_events_load_below_without_leaving_the_page(
+    live_stack, browser_context, staff
+):
+    wait_for(_feed_has("Olga Smirnova joined"))
+    FeedEventFactory.create_batch(
+        25, time=timezone.now() - timedelta(days=1), department="Finance"
+    )
+    page = login(browser_context, live_stack.url, "staff", PASSWORD)
+    assert page.locator("#feed > li").count() == 20
+    page.click("a.older")
+    page.wait_for_function("document.querySelectorAll('#feed > li').length === 27")
+    assert page.url == f"{live_stack.url}/"
+    assert page.locator("a.older").count() == 0
+    ids = page.eval_on_selector_all("#feed > li", "items => items.map(i => i.id)")
+    assert len(set(ids)) == 27

@@ -264,3 +264,18 @@ def test_employee_list_searches_and_paginates(as_role, django_assert_max_num_que
     assert [e.full_name for e in found.context["page"]] == ["Olga Smirnova"]
     second = client.get(reverse("registrar:employee_list"), {"page": 2})
     assert len(second.context["page"].object_list) == 7
+
+
+def test_older_as_a_fragment_returns_cards_and_the_next_link(as_role):
+    _events(25)
+    client = as_role("staff")
+    older_url = client.get(HOME).context["older_url"]
+    body = client.get(older_url + "&fragment=1").json()
+    assert body["html"].count('class="card event') == 5
+    assert body["older_url"] is None
+
+
+def test_refusals_render_the_portal_403_page(as_role):
+    response = as_role("staff").get(reverse("registrar:employee_list"))
+    assert response.status_code == 403
+    assert "The registrar pages are for HR" in response.content.decode()
