@@ -54,10 +54,14 @@ class Report:
         lines = [
             "## 1. Registration request latency",
             "",
-            f"{self.sizes['requests']:,} requests per design (after 100 warm-up "
-            f"requests) through gunicorn (2 gthread workers x 20 threads) on "
-            f"127.0.0.1, offered open-loop at {self.sizes['rate']:.0f} req/s from "
-            "another process; latency from the scheduled send to the full response.",
+            f"{self.sizes['requests']:,} requests per design through gunicorn "
+            "(`--preload`, 2 gthread workers x 16 threads) on 127.0.0.1, offered "
+            f"open-loop at {self.sizes['rate']:.0f} req/s from another process; "
+            "latency from the scheduled send to the full response. The designs "
+            "take turns in 4 rounds (warm-up requests discarded) so that the "
+            "shared machine's noise falls on all of them alike; the broker-down "
+            "design has its own gunicorn with `CELERY_BROKER_URL` on a closed "
+            "port.",
             "",
             "| design | p50 ms | p95 ms | p99 ms | p99 / floor p99 | errors |",
             "|---|---:|---:|---:|---:|---:|",
@@ -123,8 +127,9 @@ class Report:
         lines = [
             "## 2. Commit-to-visible latency",
             "",
-            "Registrations through the registrar service at a steady rate (8 "
-            f"threads, {self.sizes['c2v_seconds']} s per rate), published after "
+            "Registrations through the registrar service at a steady rate (one "
+            "driver process of 8 threads per 100 events/s, "
+            f"{self.sizes['c2v_seconds']} s per rate), published after "
             "commit by the background publisher, consumed by `celery -A portal "
             "worker -Q feed --concurrency=1` with `relay_outbox` running. Visible = "
             "the worker's commit, observed by LISTEN on a bench-only NOTIFY "
@@ -220,8 +225,8 @@ class Report:
             f"## 5. Feed reads at {self.sizes['feed_events']:,} events and "
             f"{self.sizes['employees']:,} employees",
             "",
-            f"Up to {self.sizes['read_samples']} requests each (at least 20, at most "
-            "~6 s per page) through Django's test client in-process (full "
+            f"Up to {self.sizes['read_samples']} requests each (at least 10, at most "
+            "~5 s per page) through Django's test client in-process (full "
             "middleware and rendering, no network), logged in; queries counted "
             "with `CaptureQueriesContext`.",
             "",
