@@ -11,7 +11,10 @@ from django.db.models import Count
 
 from portal.messaging import topology
 from portal.messaging.contracts import ContractError, Event, validate_event
-from portal.messaging.deadletters import dead_letter_for_contract_error
+from portal.messaging.deadletters import (
+    dead_letter_for_contract_error,
+    dead_letters_store,
+)
 from portal.messaging.models import DeadLetter
 from portal.messaging.outbox import outbox_emit
 from registrar.models import Employee
@@ -31,6 +34,9 @@ class ApplyResult:
     dead_lettered: int = 0
 
 
+_DEPARTMENT_MAX = FeedEvent._meta.get_field("department").max_length
+
+
 def _feed_event(event: Event) -> FeedEvent:
     env = event.envelope
     data = event.data.model_dump(mode="json")
@@ -41,7 +47,8 @@ def _feed_event(event: Event) -> FeedEvent:
         time=env.time,
         data=data,
         text=render_text(env.type, data),
-        department=department_of(env.type, data),
+        # The contract allows longer names than the feed's filter column.
+        department=department_of(env.type, data)[:_DEPARTMENT_MAX],
         traceparent=env.traceparent or "",
     )
 
@@ -101,7 +108,7 @@ def feed_events_apply(
     else:
         new = []
     if dead:
-        DeadLetter.objects.bulk_create(dead)
+        dead_letters_store(dead)
     return ApplyResult(created=len(new), duplicates=duplicates, dead_lettered=len(dead))
 
 

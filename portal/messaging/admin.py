@@ -113,11 +113,17 @@ class DeadLetterAdmin(admin.ModelAdmin):
         permissions=["requeue"],
     )
     def requeue(self, request, queryset):
-        done, errors = deadletters_requeue(queryset.order_by("id"))
+        selected = list(queryset.order_by("id"))
+        done, errors = deadletters_requeue(selected)
         if done:
             self.message_user(request, f"Requeued {done} dead letter(s).")
-        for error in errors:
-            self.message_user(request, error, level=messages.ERROR)
+        if errors:
+            self.message_user(
+                request,
+                f"{len(selected) - done} could not be requeued and stay dead: "
+                + "; ".join(errors),
+                level=messages.ERROR,
+            )
 
     @admin.action(description="Purge: delete for good", permissions=["delete"])
     def purge(self, request, queryset):

@@ -20,17 +20,27 @@ each event at most once.
 import json
 import logging
 import time
+import traceback
 from typing import Any
 
 from celery import bootsteps
 from celery.worker.consumer import Consumer
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from kombu import Consumer as KombuConsumer
 
 from . import deadletters, topology
 
 logger = logging.getLogger(__name__)
+
+# The database restarting, unreachable, a deadlock: worth waiting for.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 class FeedConsumer(Consumer):
@@ -144,30 +154,69 @@ class _BatchingConsumerStep(bootsteps.ConsumerStep):
         try:
             close_old_connections()
             self.handle(batch)
-        except Exception as exc:
-            # The database (or a bug): keep every message unacked and try the
-            # whole batch again later; nothing is acked that is not stored.
-            self.pending = batch + self.pending
-            self.failures += 1
-            delay = min(2 ** (self.failures - 1), self.max_backoff)
-            self.paused_until = time.monotonic() + delay
-            log = logger.warning if isinstance(exc, DatabaseError) else logger.exception
-            log(
-                "%s: storing %d message(s) failed, retrying in %.0fs: %s",
-                type(self).__name__,
-                len(batch),
-                delay,
-                exc,
-            )
-            if isinstance(exc, DatabaseError):
-                connection.close()
+        except TRANSIENT_ERRORS as exc:
+            self._pause(batch, exc)
+            return
+        except Exception:
+            # Something in this batch cannot be stored (a bug, or data the
+            # database refuses): find it, one message at a time.
+            logger.exception("%s: batch failed; one by one", type(self).__name__)
+            self._one_by_one(batch)
             return
         self.failures = 0
-        for message in batch:
+        _ack(batch)
+
+    def _pause(self, batch: list[Any], exc: BaseException) -> None:
+        """Keep every message unacked and try again after a growing pause."""
+        self.pending = batch + self.pending
+        self.failures += 1
+        delay = min(2 ** (self.failures - 1), self.max_backoff)
+        self.paused_until = time.monotonic() + delay
+        logger.warning(
+            "%s: storing %d message(s) failed, retrying in %.0fs: %s",
+            type(self).__name__,
+            len(batch),
+            delay,
+            exc,
+        )
+        connection.close()
+
+    def _one_by_one(self, batch: list[Any]) -> None:
+        for index, message in enumerate(batch):
             try:
-                message.ack()
-            except Exception:  # noqa: BLE001 - the channel is gone; it is redelivered
-                logger.warning("Could not ack a stored message; it will come again")
+                try:
+                    self.handle([message])
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - quarantined with the error
+                    self.quarantine(message, exc)
+            except Exception as exc:  # noqa: BLE001 - nothing stored: keep it
+                self._pause(batch[index:], exc)
+                return
+            _ack([message])
+        self.failures = 0
+
+    def quarantine(self, message, exc: BaseException) -> None:
+        """Store a message that broke its handler, whole, as "invalid message"."""
+        record = deadletters.dead_letter_for_message(
+            message,
+            reason=deadletters.REASON_INVALID_MESSAGE,
+            error="".join(traceback.format_exception(exc))[-8000:],
+            queue=self.queue().name,
+        )
+        with transaction.atomic():
+            deadletters.dead_letters_store([record])
+        logger.error(
+            "%s: stored an unprocessable message: %s", type(self).__name__, exc
+        )
+
+
+def _ack(messages: list[Any]) -> None:
+    for message in messages:
+        try:
+            message.ack()
+        except Exception:  # noqa: BLE001 - the channel is gone; it is redelivered
+            logger.warning("Could not ack a stored message; it will come again")
 
 
 class IngestConsumerStep(_BatchingConsumerStep):

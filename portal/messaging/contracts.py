@@ -155,12 +155,39 @@ def _errors(exc: ValidationError) -> tuple[dict[str, Any], ...]:
     )
 
 
+def _find_nul(value: Any, path: list[Any]) -> list[Any] | None:
+    """The path to the first string (or key) holding U+0000, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return [*path, key]
+            found = _find_nul(item, [*path, key])
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find_nul(item, [*path, index])
+            if found is not None:
+                return found
+    return None
+
+
 def validate_event(raw: Any) -> Event:
     """Validate a decoded CloudEvent; raise ``ContractError`` if it never can be."""
     if not isinstance(raw, Mapping):
         raise ContractError(
             REASON_INVALID_ENVELOPE,
             ({"loc": [], "msg": "event must be a JSON object"},),
+        )
+    nul = _find_nul(raw, [])
+    if nul is not None:
+        # PostgreSQL cannot store U+0000 in text or jsonb: refuse it here
+        # rather than fail the whole batch's transaction later.
+        raise ContractError(
+            REASON_INVALID_DATA if nul[:1] == ["data"] else REASON_INVALID_ENVELOPE,
+            ({"loc": nul, "msg": "the NUL character (U+0000) is not allowed"},),
         )
     try:
         envelope = Envelope.model_validate(raw)

@@ -26,7 +26,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -82,7 +81,9 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+        return value.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")  # jsonb cannot hold U+0000
     if isinstance(value, Decimal):
         return float(value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -319,9 +320,19 @@ def dead_letters_for_dead_message(message) -> list[DeadLetter]:
     return [record]
 
 
+def fit(record: DeadLetter) -> DeadLetter:
+    """Cut text fields to their column sizes: a record must always be storable."""
+    for field in DeadLetter._meta.concrete_fields:
+        limit = getattr(field, "max_length", None)
+        value = getattr(record, field.attname)
+        if limit and isinstance(value, str):
+            setattr(record, field.attname, value.replace("\x00", "")[:limit])
+    return record
+
+
 def dead_letters_store(records: Iterable[DeadLetter]) -> int:
     """Insert records (one statement); call inside the caller's transaction."""
-    records = list(records)
+    records = [fit(record) for record in records]
     DeadLetter.objects.bulk_create(records)
     return len(records)
 
@@ -432,12 +443,17 @@ def deadletters_requeue(records: Iterable[DeadLetter]) -> tuple[int, list[str]]:
     """
     from portal.celery import app
 
+    records = list(records)
     done = 0
     errors: list[str] = []
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=2)
-        topology.declare(conn)
-        topology.declare_ingest(conn)
+    conn = app.connection_for_write(settings.CELERY_BROKER_URL)
+    try:
+        try:
+            conn.ensure_connection(max_retries=1)
+            topology.declare(conn)
+            topology.declare_ingest(conn)
+        except Exception as exc:  # noqa: BLE001 - reported, records stay dead
+            return 0, [f"broker unavailable: {type(exc).__name__}: {exc}"]
         producer = conn.Producer()
         for record in records:
             try:
@@ -445,17 +461,23 @@ def deadletters_requeue(records: Iterable[DeadLetter]) -> tuple[int, list[str]]:
             except Exception as exc:  # noqa: BLE001 - reported per record
                 errors.append(f"#{record.pk}: {type(exc).__name__}: {exc}")
                 logger.warning("Requeue of dead letter %s failed: %s", record.pk, exc)
-                conn.close()
-                conn.ensure_connection(max_retries=2)
+                conn.collect()
+                conn = app.connection_for_write(settings.CELERY_BROKER_URL)
+                try:
+                    conn.ensure_connection(max_retries=1)
+                except Exception as again:  # noqa: BLE001 - the broker went away
+                    errors.append(f"broker unavailable: {again}")
+                    break
                 producer = conn.Producer()
                 continue
-            with transaction.atomic():
-                DeadLetter.objects.filter(pk=record.pk).update(
-                    status=DeadLetter.Status.REQUEUED,
-                    requeued_at=timezone.now(),
-                    requeue_count=F("requeue_count") + 1,
-                )
+            DeadLetter.objects.filter(pk=record.pk).update(
+                status=DeadLetter.Status.REQUEUED,
+                requeued_at=timezone.now(),
+                requeue_count=F("requeue_count") + 1,
+            )
             done += 1
+    finally:
+        conn.collect()
     return done, errors
 
 

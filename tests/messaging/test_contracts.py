@@ -75,3 +75,13 @@ def test_build_event_fills_the_envelope():
     assert event["datacontenttype"] == "application/json"
     assert event["id"]
     assert event["time"].endswith("Z") or "+" in event["time"]
+
+
+def test_a_nul_character_is_refused_anywhere_in_the_event():
+    with pytest.raises(ContractError) as data_error:
+        validate_event(make_envelope(data={**make_envelope()["data"], "team": "A\x00"}))
+    assert data_error.value.reason == REASON_INVALID_DATA
+    assert data_error.value.errors[0]["loc"] == ["data", "team"]
+    with pytest.raises(ContractError) as envelope_error:
+        validate_event(make_envelope(source="/x\x00"))
+    assert envelope_error.value.reason == REASON_INVALID_ENVELOPE
