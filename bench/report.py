@@ -42,6 +42,7 @@ class Report:
     what_if: dict = field(default_factory=dict)
     at_scale: dict = field(default_factory=dict)
     read_plans: dict = field(default_factory=dict)
+    spy_dir: Path | None = None
     seconds: float = 0.0
     targets: list = field(default_factory=list)
 
@@ -320,6 +321,7 @@ class Report:
         ]
         head += [f"| {t} | {m} | {verdict(ok)} |" for t, m, ok in self.targets]
         head.append("")
+        head += self.findings()
         plots = ["## Plots", ""]
         for png in self._plots(directory, name):
             plots.append(f"![{png.stem}]({png.name})")
@@ -330,6 +332,122 @@ class Report:
         tail += self.analysis()
         (directory / f"{name}.md").write_text("\n".join(head + body + plots + tail))
         (directory / f"{name}.json").write_text(json.dumps(self.summary(), indent=1))
+
+    def _share(self, raw: str, needle: str) -> float:
+        from .spy import share
+
+        return share(self.spy_dir / raw, needle) if self.spy_dir else float("nan")
+
+    def findings(self) -> list[str]:
+        """Where the time goes for each miss, with this run's numbers."""
+        out = ["## Where the time goes, and what to change", ""]
+        reg = self.registration
+        if reg.get("outbox") and reg.get("outbox, broker down"):
+            floor = pct(reg["floor"]["latencies"], 99)
+            ours = pct(reg["outbox"]["latencies"], 99)
+            down = pct(reg["outbox, broker down"]["latencies"], 99)
+            pub = self._share("spy-web-outbox.raw", "BackgroundPublisher._run")
+            out += [
+                f"- **Registration tail.** p99: floor {ms(floor)} ms, outbox "
+                f"{ms(ours)} ms, outbox with the broker down {ms(down)} ms. With "
+                "the broker down the background publisher sits paused, and the "
+                "tail is the floor's: the outbox row itself is cheap; the cost is "
+                "publishing inside the web process. The publisher thread holds "
+                f"{pub:.0%} of the web process's CPU samples (py-spy), competing "
+                "for the GIL with the request threads on every commit "
+                "(SELECT … FOR UPDATE, kombu serialisation, confirm, UPDATE). "
+                "*Proposal:* take publishing out of the request processes: after "
+                "commit only `NOTIFY` (or hand the ids over) and let the relay "
+                "process publish at once (LISTEN), keeping the poll as the "
+                "backstop; or, short of that, let the background publisher "
+                "coalesce ids for a few ms so one publish serves many requests.",
+            ]
+        if self.consumer and self.what_if.get("consumer throughput"):
+            ours = self.consumer["ours"]["rate"]
+            reuse = self.what_if["consumer throughput"]["rate"]
+            connect = self._share("spy-worker-c2v.raw", "get_new_connection")
+            amqp_write = self._share("spy-worker-c2v.raw", "_AbstractTransport.write")
+            out += [
+                "- **Consumer: a new database connection per task.** Celery's "
+                "Django fixup closes every database connection before and after "
+                "each task unless `CELERY_DB_REUSE_MAX` is set, so each task "
+                f"message pays a PostgreSQL connect ({connect:.0%} of the worker's "
+                "samples at 200 events/s). Keeping the connection (what-if, same "
+                f"run): {ours:,.0f} -> {reuse:,.0f} events/s ({reuse / ours:.1f} x). "
+                "*Proposal:* set `CELERY_DB_REUSE_MAX` (e.g. 1000) in the "
+                "settings the worker reads; `CONN_HEALTH_CHECKS` already guards "
+                "against a dead connection.",
+            ]
+            if self.c2v:
+                low = min(self.c2v)
+                lat = self.c2v[low]["latencies"]
+                out += [
+                    "- **Commit-to-visible: one task message per event at low "
+                    "rates.** The background publisher sends what it has at each "
+                    "commit, so at a steady trickle every event is its own task "
+                    "message, and the worker (`--concurrency=1`) pays the "
+                    "per-message cost (prefork hand-off, task events published "
+                    f"to RabbitMQ: {amqp_write:.0%} of samples in AMQP writes, the "
+                    "connect above, the duplicate check below) per event. It falls "
+                    f"behind already at {low} events/s (p50 {ms(pct(lat, 50))} ms, "
+                    "growing over the run). *Proposal:* gather on the consumer "
+                    "side — the worker takes the messages that arrived within a "
+                    "few ms (a consumer bootstep or `celery-batches`, "
+                    "`FEED_GATHER_MS`/`FEED_GATHER_MAX` settings) and applies them "
+                    "in one transaction, acking them all after commit; plus the "
+                    "connection reuse above; `worker_send_task_events` off unless "
+                    "Flower is watching.",
+                ]
+        if self.consumer_profile and self.at_scale:
+            empty = self.consumer_profile["rate"]
+            full = self.at_scale["rate"]
+            out += [
+                "- **Consumer: the duplicate check scans the whole feed table.** "
+                "`feed_events_apply` first runs `FeedEvent.objects.filter("
+                "event_id__in=ids)`; the unique index is on (`source`, "
+                "`event_id`), so a filter on `event_id` alone is a sequential "
+                f"scan. The service alone does {empty:,.0f} events/s on a nearly "
+                f"empty table and {full:,.0f} events/s at "
+                f"{self.at_scale['rows']:,} rows ({empty / full:.0f} x slower, "
+                "and it keeps degrading as the feed grows). The insert itself "
+                "(`bulk_create`, ~70 % of the service's time in the pyinstrument "
+                "profile below) builds a 900-parameter statement per batch. "
+                "*Proposal:* drop the pre-check and let the insert decide: COPY "
+                "the batch into a temporary staging table, then `INSERT … SELECT "
+                "… ON CONFLICT (source, event_id) DO NOTHING RETURNING id` — one "
+                "statement, uses the unique index, and RETURNING counts created "
+                "vs duplicates. The bare pika + COPY limit above shows the "
+                "headroom.",
+            ]
+        if self.relay and self.relay["rate"] < 10_000:
+            out += [
+                f"- **Relay at {self.relay['rate']:,.0f} events/s.** "
+                "`publish_pending` sends one task message per 100 events and "
+                "kombu's `confirm_publish` waits for each message's confirm "
+                "before sending the next (a round trip per message, see the "
+                "relay profile below), then marks the 500 rows sent with an "
+                "UPDATE. *Proposal:* publish all messages of a pass, then wait "
+                "for the confirms once (pipelined confirms on one channel), and "
+                "take bigger passes (`OUTBOX_RELAY_BATCH_SIZE` 2000+).",
+            ]
+        slow = {k: v for k, v in self.read_plans.items() if "first page" in k}
+        if slow:
+            label, (_sql, seconds, _plan) = next(iter(slow.items()))
+            out += [
+                f"- **Feed reads.** '{label}' spends {seconds * 1000:.0f} ms in one "
+                "query: the reaction counts are a `LEFT JOIN feed_reaction … GROUP "
+                "BY feed_feedevent.id` over the whole feed table, so PostgreSQL "
+                "aggregates every event before it can sort by (`time`, `id`) and "
+                "take the page — the (time, id) index cannot stop the scan early "
+                "(see the plan below). The queries per page are fine. *Proposal:* "
+                "select the page first (keyset on (`time`, `id`) with LIMIT, "
+                "a plain indexed query), then count reactions for those ids only "
+                "(`Subquery`/`Count` annotations on the sliced queryset's ids, or "
+                "one `values('feed_event_id', 'kind').annotate(Count)` query) — "
+                "the same number of queries, each bounded by the page size.",
+            ]
+        out.append("")
+        return out if len(out) > 3 else []
 
     def analysis(self) -> list[str]:
         lines = []

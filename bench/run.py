@@ -9,6 +9,7 @@ version for development. See ``bench/README.md``.
 import argparse
 import json
 import os
+import pickle
 import platform
 import re
 import subprocess
@@ -779,7 +780,18 @@ def main() -> None:
         default="",
         help="comma-separated sections to skip: registration,c2v,throughput,reads",
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-write the results from the last run's saved measurements",
+    )
     args = parser.parse_args()
+    if args.render_only:
+        name = "quick" if args.quick else "latest"
+        report = pickle.loads((LOGS / f"{name}.pickle").read_bytes())
+        report.write(RESULTS, name)
+        log(f"Re-rendered {RESULTS / (name + '.md')}")
+        return
     skip = set(filter(None, args.skip.split(",")))
     q = args.quick
     sizes = {
@@ -809,6 +821,7 @@ def main() -> None:
         machine=f"{platform.node()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}",
     )
+    report.spy_dir = LOGS
     rss = RssSampler()
     try:
         if "registration" not in skip:
@@ -835,6 +848,9 @@ def main() -> None:
     report.seconds = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "quick" if q else "latest"
+    # Kept so the tables can be re-rendered without re-running:
+    # `python -m bench.run --render-only`.
+    (LOGS / f"{name}.pickle").write_bytes(pickle.dumps(report))
     report.write(RESULTS, name)
     log(f"Done in {report.seconds:.0f}s: {RESULTS / (name + '.md')}")
 

@@ -114,3 +114,18 @@ def summarise(raw: str, anchor: tuple[str, ...], top: int) -> str:
         lines.append("Inside those, share of all samples per frame (inclusive):")
         lines += [f"{n / total:6.1%}  {f}" for f, n in inside.most_common(top)]
     return "\n".join(lines)
+
+
+def share(raw_path: Path, needle: str) -> float:
+    """Fraction of the samples in ``raw_path`` with ``needle`` on the stack."""
+    if not raw_path.exists():
+        return float("nan")
+    total = hit = 0
+    for line in raw_path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack.strip():
+            continue
+        total += int(count)
+        if needle in stack:
+            hit += int(count)
+    return hit / total if total else float("nan")
