@@ -51,8 +51,35 @@ class EmployeeAdminForm(forms.ModelForm):
         return data
 
 
+class DepartmentAdminForm(forms.ModelForm):
+    class Meta:
+        model = Department
+        fields = ["name"]
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        others = Department.objects.exclude(pk=self.instance.pk)
+        if others.filter(name__iexact=name).exists():
+            raise forms.ValidationError(f"A department named {name!r} exists.")
+        return name
+
+
+class TeamAdminForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ["name", "department"]
+
+    def clean(self):
+        data = super().clean()
+        name, department = data.get("name"), data.get("department")
+        if name and department and department.teams.filter(name__iexact=name).exists():
+            self.add_error("name", f"{department} already has a team named {name!r}.")
+        return data
+
+
 @admin.register(Department)
 class DepartmentAdmin(admin.ModelAdmin):
+    form = DepartmentAdminForm
     list_display = ["name", "employee_count", "team_count", "created_at"]
     search_fields = ["name"]
     fields = ["name"]
@@ -90,6 +117,7 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = TeamAdminForm
     list_display = ["name", "department", "member_count", "created_at"]
     list_filter = ["department"]
     search_fields = ["name", "department__name"]

@@ -128,3 +128,32 @@ def test_every_model_has_a_working_changelist(admin_client_, name):
     EmployeeFactory()
     response = admin_client_.get(reverse(f"admin:{name}_changelist") + "?q=a")
     assert response.status_code == 200
+
+
+def test_admin_refuses_a_department_name_that_differs_only_in_case(admin_client_):
+    DepartmentFactory(name="Sales")
+    finance = DepartmentFactory(name="Finance")
+    response = admin_client_.post(
+        reverse("admin:registrar_department_change", args=[finance.pk]),
+        {"name": "sales"},
+    )
+    assert response.status_code == 200
+    assert "name" in response.context["adminform"].form.errors
+    assert _types() == []
+
+
+def test_admin_adds_teams_through_the_service(admin_client_):
+    department = DepartmentFactory()
+    url = reverse("admin:registrar_team_add")
+    response = admin_client_.post(url, {"name": "Core", "department": department.pk})
+    assert response.status_code == 302
+    response = admin_client_.post(url, {"name": "core", "department": department.pk})
+    assert response.status_code == 200
+    assert department.teams.count() == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["registrar_employee", "registrar_department", "registrar_team"]
+)
+def test_admin_add_forms_render(admin_client_, name):
+    assert admin_client_.get(reverse(f"admin:{name}_add")).status_code == 200
