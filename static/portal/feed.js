@@ -58,6 +58,7 @@
             if (document.getElementById(li.id)) li.remove();
           });
           feed.append(template.content);
+          refreshTimes();
           if (result.older_url) older.href = result.older_url;
           else older.remove();
         })
@@ -69,6 +70,28 @@
         });
     });
   }
+
+  // Relative times ("3 minutes ago") kept current, and alike for cards
+  // rendered at different moments.
+  function ago(date) {
+    var s = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+    var units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+    for (var i = 0; i < units.length; i++) {
+      var n = Math.floor(s / units[i][1]);
+      if (n >= 1) return n + " " + units[i][0] + (n > 1 ? "s" : "") + " ago";
+    }
+    return s < 10 ? "just now" : s + " seconds ago";
+  }
+  function refreshTimes() {
+    feed.querySelectorAll("time[datetime]").forEach(function (el) {
+      var date = new Date(el.getAttribute("datetime"));
+      if (!isNaN(date) && Date.now() - date < 30 * 86400 * 1000) {
+        el.textContent = ago(date);
+      }
+    });
+  }
+  refreshTimes();
+  window.setInterval(refreshTimes, 30000);
 
   if (feed.dataset.live !== "true") return;
   var notice = document.getElementById("new-events");
@@ -103,6 +126,7 @@
         });
         if (!fresh) return;
         feed.prepend(template.content);
+        refreshTimes();
         shown += fresh;
         notice.textContent = shown === 1 ? "1 new event" : shown + " new events";
         notice.hidden = false;
