@@ -52,8 +52,10 @@ class FeedConsumer(Consumer):
             # would otherwise be handed to a pool process to fail there.
             size = len(message.body or b"")
             content_type = (message.content_type or "").split(";")[0].strip()
-            if size > deadletters.max_message_bytes() or (
-                content_type != "application/json"
+            if (
+                size > deadletters.max_message_bytes()
+                or content_type != "application/json"
+                or not _task_body_well_formed(message)
             ):
                 logger.error(
                     "Refusing task message (%s bytes, content type %r); "
@@ -80,6 +82,28 @@ class FeedConsumer(Consumer):
             exc,
         )
         message.reject(requeue=False)
+
+
+def _task_body_well_formed(message) -> bool:
+    """Is the body Celery's ``[args, kwargs, embed]``?
+
+    Celery unpacks it in the worker's main process, where a ValueError is an
+    "unrecoverable error" that stops the whole worker: check first.
+    """
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    if "task" not in headers or headers.get("compression"):
+        return True  # not protocol 2 JSON: Celery's own checks apply
+    try:
+        body = json.loads(deadletters.raw_body(message))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return (
+        isinstance(body, list)
+        and len(body) == 3
+        and isinstance(body[0], list)
+        and isinstance(body[1], dict)
+        and isinstance(body[2], dict | None)
+    )
 
 
 class _BatchingConsumerStep(bootsteps.ConsumerStep):

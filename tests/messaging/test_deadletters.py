@@ -159,6 +159,7 @@ def _worker_saw_duplicate(worker, event_id: str) -> bool:
 
 def test_an_invalid_event_requeued_unfixed_is_dead_lettered_again(worker):
     bad = make_envelope(type="employee.promoted_to_ceo")
+    _connections.reset()  # a connection from an earlier test may be dead
     _send_batch(_connections.producer(), [bad])
     [record] = stored(1)
     assert record.reason == "unknown type/version"
@@ -204,3 +205,22 @@ def test_ages_parse():
     assert deadletters.parse_age("3d") == timedelta(days=3)
     with pytest.raises(ValueError, match="not an age"):
         deadletters.parse_age("soon")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"not": "a task body"}, [["only args"]], "a string", [[], {}, "embed"]],
+    ids=["object", "one-element list", "string", "embed not an object"],
+)
+def test_a_task_body_celery_cannot_unpack_is_dead_lettered_not_fatal(
+    worker, broker, body
+):
+    publish_raw(broker, json.dumps(body).encode(), content_type="application/json")
+    _connections.reset()
+    envelope = make_envelope()
+    _send_batch(_connections.producer(), [envelope])
+    [record] = stored(1)
+    assert record.reason == "invalid message"
+    assert json.loads(record.raw_body) == body
+    wait_for(lambda: FeedEvent.objects.filter(event_id=envelope["id"]).exists())
+    assert worker.alive()

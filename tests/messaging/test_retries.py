@@ -41,6 +41,7 @@ def test_a_transient_database_failure_is_retried_after_a_delay_held_by_rabbitmq(
     )
     db_proxy.cut()
     envelope = make_envelope()
+    _connections.reset()  # a connection from an earlier test may be dead
     _send_batch(_connections.producer(), [envelope])
 
     def delayed_in_rabbitmq():
@@ -68,6 +69,7 @@ def test_exhausted_retries_go_to_the_store_and_requeue_once_fixed(
     )
     db_proxy.cut()
     envelope = make_envelope()
+    _connections.reset()  # a connection from an earlier test may be dead
     _send_batch(_connections.producer(), [envelope])
 
     def gave_up():
