@@ -458,6 +458,11 @@ def malformed_messages(lab: Lab, scale: float = 1.0) -> Outcome:
         "valid": len(valid),
         "reasons": dict(Counter(reasons.values())),
     }
+    if not alive:
+        outcome.notes.append(
+            "THE WORKER DIED (Celery: 'Unrecoverable error'); counting stopped "
+            "there, so 'lost' means not processed before the crash"
+        )
     outcome.notes.append(
         f"{len(valid)} valid + {len(bad_markers)} malformed; worker survived: "
         f"{alive}; reasons: "
