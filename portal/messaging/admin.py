@@ -4,7 +4,7 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from .deadletters import deadletters_purge, deadletters_requeue, decoded_body
-from .models import DeadLetter, OutboxMessage
+from .models import DeadLetter, OutboxMessage, ServiceToken
 
 
 class OutboxFailureFilter(admin.SimpleListFilter):
@@ -133,3 +133,18 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return request.user.has_perm("messaging.view_deadletter") and (
             request.user.has_perm("messaging.delete_deadletter")
         )
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(admin.ModelAdmin):
+    """Tokens of services that POST events; created with create_service_token."""
+
+    list_display = ["name", "source_prefix", "active", "created_at", "last_used_at"]
+    list_filter = ["active"]
+    search_fields = ["name", "source_prefix"]
+    fields = ["name", "source_prefix", "active", "created_at", "last_used_at"]
+    readonly_fields = ["name", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request) -> bool:
+        # The key is shown once, by `manage.py create_service_token NAME`.
+        return False

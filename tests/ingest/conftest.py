@@ -6,7 +6,10 @@ import pytest
 from kombu import Connection
 
 from portal.messaging import topology
-from tests.messaging.conftest import broker_proxy  # noqa: F401 - a fixture
+from tests.messaging.conftest import (  # noqa: F401 - fixtures
+    broker_proxy,
+    private_worker,
+)
 
 
 @pytest.fixture

@@ -62,3 +62,17 @@ def test_the_requeue_action_reports_a_broker_failure_and_keeps_the_record(
     assert "could not be requeued" in response.content.decode()
     records[0].refresh_from_db()
     assert records[0].status == "dead"
+
+
+def test_a_service_token_can_be_deactivated_but_not_added_in_the_admin(admin_client):
+    from portal.messaging.apis import service_token_create
+
+    token, _key = service_token_create(name="hr-import")
+    url = f"/admin/messaging/servicetoken/{token.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "key_hash" not in page
+    response = admin_client.post(url, {"source_prefix": "/hr", "active": ""})
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert (token.active, token.source_prefix) == (False, "/hr")
+    assert admin_client.get("/admin/messaging/servicetoken/add/").status_code == 403
