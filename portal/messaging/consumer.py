@@ -23,6 +23,7 @@ import time
 import traceback
 from typing import Any
 
+from amqp.exceptions import PreconditionFailed
 from celery import bootsteps
 from celery.worker.consumer import Consumer
 from django.conf import settings
@@ -253,10 +254,21 @@ class IngestConsumerStep(_BatchingConsumerStep):
     """
 
     def queue(self):
-        return topology.ingest_queue()
+        queue = topology.ingest_queue()
+        queue.no_declare = True  # declared (or found) in start()
+        return queue
 
     def start(self, c):
-        topology.declare_ingest(c.connection)
+        try:
+            topology.declare_ingest(c.connection)
+        except PreconditionFailed as exc:
+            # Declared earlier with other arguments (another delivery limit,
+            # say): consume it as it is rather than not at all.
+            logger.error(
+                "Queue %s exists with other arguments; consuming it as it is: %s",
+                topology.ingest_queue_name(),
+                exc,
+            )
         super().start(c)
 
     def handle(self, messages: list[Any]) -> None:

@@ -10,6 +10,8 @@ A topic exchange (not direct) lets Celery hold retry delays in RabbitMQ
 itself (native delayed delivery), instead of in a worker's memory.
 """
 
+import contextlib
+
 from celery import Celery
 from django.conf import settings
 from kombu import Exchange, Queue
@@ -116,7 +118,16 @@ def declare(connection) -> None:
 
 
 def declare_ingest(connection) -> None:
-    """Declare ``portal.events`` and the ingest queue bound to it (idempotent)."""
-    channel = connection.default_channel
-    dead_letter_queue()(channel).declare()
-    ingest_queue()(channel).declare()
+    """Declare ``portal.events`` and the ingest queue bound to it (idempotent).
+
+    On a channel of its own: if the queue exists with other arguments (say,
+    another delivery limit), RabbitMQ closes the channel it was declared on,
+    and that must not be one the caller still uses.
+    """
+    channel = connection.channel()
+    try:
+        dead_letter_queue()(channel).declare()
+        ingest_queue()(channel).declare()
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
