@@ -18,11 +18,6 @@ from .stack import Publisher, RawMessage, count, valid_event, wait_drained
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FeedConsumer lets Celery's ValueError on a body that is not "
-    "[args, kwargs, embed] escape: the worker main process exits",
-)
 @pytest.mark.parametrize(
     "body",
     [{"not": "a task body"}, [["only args"]], "a string"],

@@ -52,11 +52,6 @@ def test_events_published_twice_appear_once(lab):
     assert_exact(outcome)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a task body that is not [args, kwargs, embed] kills the worker "
-    "(see test_bad_task_bodies.py)",
-)
 def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(lab):
     outcome = scenarios.malformed_messages(lab)
     assert outcome.extra["worker_survived"]
