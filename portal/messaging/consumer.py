@@ -293,7 +293,7 @@ class IngestConsumerStep(_BatchingConsumerStep):
         result = feed_events_apply(
             envelopes=envelopes, origins=origins, dead_letters=dead
         )
-        if result.created or result.dead_lettered:
+        if messages:
             logger.info(
                 "Ingested %d event(s): %d new, %d duplicate, %d dead-lettered",
                 len(messages),
