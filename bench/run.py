@@ -746,14 +746,7 @@ def bench_reads(report: Report, events: int, employees: int, samples: int) -> No
     report.email_check = {
         "employees": Employee.objects.count(),
         "p50_ms": float(np.percentile(timings, 50)) * 1000,
-        "plan": next(
-            (
-                line.strip().split("  ")[0].lstrip("-> ")
-                for line in plan
-                if "Scan" in line
-            ),
-            plan[0],
-        ),
+        "plan": plan_scan(plan),
     }
 
     timings = []
@@ -787,6 +780,14 @@ def service_at_scale(report: Report, batches: int) -> None:
     seconds = time.perf_counter() - start
     report.at_scale = {"rows": rows, "rate": len(items) / seconds}
     log(f"  service alone at {rows:,} rows: {len(items) / seconds:,.0f} events/s")
+
+
+def plan_scan(plan: list[str]) -> str:
+    """The scan node of an EXPLAIN plan, e.g. 'Seq Scan on registrar_employee'."""
+    for line in plan:
+        if "Scan" in line:
+            return re.sub(r"^->\s*", "", line.strip()).split("  (")[0]
+    return plan[0] if plan else "?"
 
 
 # --- main --------------------------------------------------------------------------
