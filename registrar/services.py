@@ -81,7 +81,8 @@ def employee_register(
     position = _clean(position, field="position", label="Position")
     email = _clean(email, field="email", label="Email").lower()
     _check_team(team, department)
-    if Employee.objects.filter(email__iexact=email).exists():
+    # Emails are stored lower-cased, so an exact match uses the unique index.
+    if Employee.objects.filter(email=email).exists():
         raise RegistrarError(f"{email} is already registered.", field="email")
     try:
         with transaction.atomic():
