@@ -122,13 +122,21 @@ def feed_count(conn) -> int:
     return conn.execute("SELECT count(*) FROM feed_feedevent").fetchone()[0]
 
 
-def broker_channel():
+def broker_channel(patience: float = 60.0):
+    """A pika channel; waits out a broker restart (another tool's) for a while."""
     import pika
 
-    connection = pika.BlockingConnection(
-        pika.URLParameters(os.environ["CELERY_BROKER_URL"])
-    )
-    return connection, connection.channel()
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection = pika.BlockingConnection(
+                pika.URLParameters(os.environ["CELERY_BROKER_URL"])
+            )
+            return connection, connection.channel()
+        except pika.exceptions.AMQPConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def purge_queues() -> None:
