@@ -12,6 +12,7 @@ RabbitMQ, reachable or not.
 """
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
@@ -73,8 +74,12 @@ class _Connections(threading.local):
             self.url = url
         if self.blocked:
             # RabbitMQ said it will not take messages now (memory or disk
-            # alarm): fail at once rather than wait for a confirm.
-            raise BrokerBlocked(self.blocked)
+            # alarm): fail at once rather than wait for a confirm. Its
+            # connection.unblocked only arrives when we read: look for it.
+            with contextlib.suppress(TimeoutError, OSError):
+                self.connection.drain_events(timeout=0.05)
+            if self.blocked:
+                raise BrokerBlocked(self.blocked)
         # One attempt, no sleeping retries: the caller keeps the rows pending.
         self.connection.ensure_connection(max_retries=0)
         return self.connection.Producer()
@@ -180,6 +185,10 @@ def publish_pending(
                 for chunk in _chunks(taken[len(confirmed) :], per_message):
                     _send_batch(producer, [envelope for _, envelope in chunk])
                     confirmed.extend(pk for pk, _ in chunk)
+            except BrokerBlocked as exc:
+                # Keep the connection: it is the one that will hear
+                # connection.unblocked. The relay tries again after a pause.
+                error = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # noqa: BLE001 - any broker failure leaves rows pending
                 reused = _connections.reused
                 _connections.reset()

@@ -177,3 +177,22 @@ def test_the_relay_backs_off_through_an_outage_and_then_publishes(
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert topology.feed_queue_name() == private_feed_queue
+
+
+def test_a_blocked_connection_fails_publishes_at_once_until_unblocked(
+    private_feed_queue,
+):
+    """RabbitMQ's connection.blocked (memory or disk alarm) is honoured."""
+    emit()
+    assert publish_pending().sent == 1  # an open, working connection
+    # What py-amqp calls when RabbitMQ sends connection.blocked.
+    _connections.connection.connection.on_blocked("low on memory")
+    [pk] = emit()
+    result = publish_pending()
+    assert (result.sent, result.failed) == (0, 1)
+    assert "BrokerBlocked" in result.error
+    assert "low on memory" in result.error
+    assert OutboxMessage.objects.get(pk=pk).status == "pending"
+
+    _connections.connection.connection.on_unblocked()
+    assert publish_pending().sent == 1
