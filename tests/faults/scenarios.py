@@ -24,6 +24,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from feed.models import FeedEvent
 from portal.messaging import topology
 from portal.messaging.models import OutboxMessage
 from portal.messaging.outbox import outbox_emit
@@ -145,10 +146,10 @@ def broker_outage(lab: Lab, scale: float = 1.0, outage: float = 4.0) -> Outcome:
             )
             slowest = max(slowest, time.monotonic() - started)
         registered = Employee.objects.filter(email__endswith="@chaos.example").count()
-        held_back = OutboxMessage.objects.filter(published_at__gt=recovered_at).count()
         ids = set(OutboxMessage.objects.values_list("event_id", flat=True))
         wait_drained(ids, timeout=60 + n / 50)
         drained = time.monotonic() - recovered
+        held_back = OutboxMessage.objects.filter(published_at__gt=recovered_at).count()
     outcome = count("1 broker unreachable", to_feed=ids, drain_seconds=drained)
     outcome.notes.append(f"{registered}/{n} registrations succeeded")
     outcome.notes.append(f"slowest registration {slowest * 1000:.0f} ms")
@@ -199,8 +200,6 @@ def worker_killed(lab: Lab, scale: float = 1.0, kills: int = 4) -> Outcome:
 
 
 def _feed_size() -> int:
-    from feed.models import FeedEvent
-
     return FeedEvent.objects.count()
 
 

@@ -1,9 +1,9 @@
 """Task messages whose JSON body is not Celery's ``[args, kwargs, embed]``.
 
-Celery parses the body in the worker's main process, outside the consumer's
-handling of invalid tasks: a ``ValueError`` there is an "Unrecoverable error"
-and the whole worker exits. Such a message must be dead-lettered like any other
-malformed one.
+Celery unpacks the body in the worker's main process, outside its own handling
+of invalid tasks: a ``ValueError`` there is an "Unrecoverable error" and the
+whole worker exits (and the next one, on redelivery). Such a message must be
+dead-lettered like any other malformed one while the worker goes on.
 """
 
 import json
