@@ -1,13 +1,19 @@
 """The feed's Celery task: thin, validating, idempotent, acked after commit."""
 
 import logging
+import time
 import traceback
 from dataclasses import asdict
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 
 from portal.messaging import deadletters, topology
 
@@ -35,9 +41,13 @@ def apply_events(self, events: Any) -> dict[str, int]:
     if not isinstance(events, list):
         # A single envelope (or garbage): validation dead-letters what it is.
         events = [events]
+    _check_connection()
     try:
         result = feed_events_apply(envelopes=events)
     except TRANSIENT_ERRORS as exc:
+        if not connection.in_atomic_block:
+            # Whatever broke, the retry starts on a new connection.
+            connection.close()
         delays = settings.FEED_RETRY_DELAYS
         attempt = self.request.retries
         if attempt >= len(delays):
@@ -50,7 +60,25 @@ def apply_events(self, events: Any) -> dict[str, int]:
             "Transient error, retry %d in %ss: %s", attempt + 1, delays[attempt], exc
         )
         raise self.retry(exc=exc, countdown=delays[attempt]) from exc
+    finally:
+        _last_task_at[0] = time.monotonic()
     return asdict(result)
+
+
+# When this process last ran the task (one list per pool process).
+_last_task_at = [0.0]
+
+
+def _check_connection() -> None:
+    """Drop the kept database connection if it broke while the worker idled.
+
+    The worker keeps its connection between tasks (``CELERY_DB_REUSE_MAX``);
+    after ``FEED_DB_CHECK_AFTER_IDLE`` seconds without a task, the
+    ``CONN_HEALTH_CHECKS`` ping (and ``CONN_MAX_AGE``) decide whether it is
+    still good. Back-to-back tasks skip the round trip.
+    """
+    if time.monotonic() - _last_task_at[0] > settings.FEED_DB_CHECK_AFTER_IDLE:
+        close_old_connections()
 
 
 def _give_up(task, events: list[Any], exc: BaseException) -> None:

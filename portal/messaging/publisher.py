@@ -275,10 +275,26 @@ class BackgroundPublisher:
                 atexit.register(self.flush, timeout=self.flush_at_exit_seconds)
 
     def _take_batch(self) -> list[int]:
+        """The next ids to publish: what arrives within the coalescing window.
+
+        The window (``OUTBOX_PUBLISH_COALESCE_MS``) starts with the first id,
+        so a lone commit waits at most that long, and concurrent commits
+        share one select, one confirmed message and one update.
+        """
         ids = [self._queue.get()]
-        while len(ids) < settings.OUTBOX_RELAY_BATCH_SIZE:
+        limit = settings.OUTBOX_RELAY_BATCH_SIZE
+        deadline = time.monotonic() + settings.OUTBOX_PUBLISH_COALESCE_MS / 1000
+        while len(ids) < limit:
             try:
                 ids.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                ids.append(self._queue.get(timeout=remaining))
             except queue.Empty:
                 break
         return ids

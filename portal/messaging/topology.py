@@ -105,7 +105,9 @@ def configure(app: Celery) -> None:
     conf.task_serializer = "json"
     conf.accept_content = ["json"]
     conf.task_default_delivery_mode = "persistent"
-    conf.worker_send_task_events = True
+    # Task events cost an AMQP write per task state; Flower switches them on
+    # (``enable_events``) for as long as it is watching.
+    conf.worker_send_task_events = settings.CELERY_WORKER_SEND_TASK_EVENTS
     conf.task_send_sent_event = False
     conf.worker_cancel_long_running_tasks_on_connection_loss = True
 

@@ -193,6 +193,9 @@ OUTBOX_PUBLISH_MODE = env.str("OUTBOX_PUBLISH_MODE", default="thread")
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=3.0)
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0)
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=500)
+# The background publisher gathers the commits of this many milliseconds
+# into one publish (a lone commit waits at most this long).
+OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0)
 # Events packed into one task message by the relay.
 OUTBOX_EVENTS_PER_MESSAGE = env.int("OUTBOX_EVENTS_PER_MESSAGE", default=100)
 
@@ -200,6 +203,13 @@ FEED_QUEUE = env.str("FEED_QUEUE", default="feed")
 FEED_DELIVERY_LIMIT = env.int("FEED_DELIVERY_LIMIT", default=10)
 FEED_RETRY_DELAYS = env.list("FEED_RETRY_DELAYS", cast=int, default=[5, 30, 300, 1800])
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("WORKER_PREFETCH_MULTIPLIER", default=4)
+# Celery's Django fixup closes the database connection around every task
+# unless this is set: keep it for this many tasks (CONN_HEALTH_CHECKS and
+# CONN_MAX_AGE still drop a dead or old one before use).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("WORKER_SEND_TASK_EVENTS", default=False)
+# A feed task after this many idle seconds pings its kept connection first.
+FEED_DB_CHECK_AFTER_IDLE = env.float("FEED_DB_CHECK_AFTER_IDLE", default=1.0)
 # AMQP ingestion from other services: exchange `portal.events` → this queue.
 FEED_INGEST_QUEUE = env.str("FEED_INGEST_QUEUE", default="feed.ingest")
 FEED_INGEST_BATCH_SIZE = env.int("FEED_INGEST_BATCH_SIZE", default=100)
