@@ -125,6 +125,7 @@ def main() -> int:
         parser.error(f"unknown scenario(s) {sorted(unknown)}; know {list(SCENARIOS)}")
 
     log_dir = Path(tempfile.mkdtemp(prefix="chaos-logs-"))
+    load = os.getloadavg()[0]
     outcomes = []
     started = time.monotonic()
     for name in names:
@@ -154,7 +155,8 @@ def main() -> int:
         "# Chaos: fault-injection scenarios at scale\n\n"
         f"`make chaos` (`bench/chaos.py --scale {args.scale:g}`), "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
-        f"({os.cpu_count()} CPUs), {time.monotonic() - started:.0f} s in all. "
+        f"({os.cpu_count()} CPUs, load {load:.1f} at the start), "
+        f"{time.monotonic() - started:.0f} s in all. "
         "Real PostgreSQL and RabbitMQ, real worker and relay subprocesses; every "
         "event counted by id. Drain = from the end of the fault (or from the "
         "first publish, where the fault has no end) until every event was in the "
@@ -164,8 +166,7 @@ def main() -> int:
     )
     print()
     print(table)
-    if log_dir:
-        print(f"\nprocess logs: {log_dir}")
+    print(f"\nprocess logs: {log_dir}")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(report)
     print(f"written to {args.output}")
