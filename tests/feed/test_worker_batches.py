@@ -1,0 +1,124 @@
+"""Batches of events through a real worker: one bad event, a worker killed mid-batch."""
+
+import os
+import signal
+from contextlib import suppress
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+
+from feed.models import FeedEvent
+from portal.messaging import topology
+from portal.messaging.models import DeadLetter
+from portal.messaging.publisher import _connections, _send_batch
+from tests.conftest import WorkerProcess
+from tests.helpers import make_envelope, queue_depth, wait_for
+
+pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
+
+
+def _dsn() -> str:
+    db = connection.settings_dict
+    return (
+        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} "
+        f"dbname={db['NAME']} user={db['USER']} password={db['PASSWORD'] or ''}"
+    )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_hard(worker: WorkerProcess) -> None:
+    """SIGKILL the worker and its pool processes: no cleanup, no ack."""
+    pool = _children(worker.process.pid)
+    assert pool, "the worker has no pool process"
+    for pid in [*pool, worker.process.pid]:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    worker.process.wait(timeout=10)
+
+
+def test_a_batch_with_one_bad_event_applies_the_rest_and_dead_letters_it(
+    clean_queues, feed_worker
+):
+    first, second = make_envelope(), make_envelope()
+    bad = make_envelope(type="employee.fired")
+    _send_batch(_connections.producer(), [first, bad, second])
+
+    def applied():
+        """both good events are on the feed and the bad one is dead-lettered"""
+        return FeedEvent.objects.count() == 2 and DeadLetter.objects.count() == 1
+
+    wait_for(applied)
+    assert set(FeedEvent.objects.values_list("event_id", flat=True)) == {
+        first["id"],
+        second["id"],
+    }
+    dead = DeadLetter.objects.get()
+    assert (dead.reason, dead.event_id) == ("unknown type/version", bad["id"])
+
+    def drained():
+        """the message was acked, not left for redelivery"""
+        return queue_depth(clean_queues, topology.feed_queue_name()) == 0
+
+    wait_for(drained)
+    assert queue_depth(clean_queues, topology.dead_letter_queue_name()) == 0
+
+
+def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(own_worker, broker):
+    envelopes = [make_envelope() for _ in range(5)]
+    blocked = envelopes[2]
+    with psycopg.connect(_dsn()) as blocker:
+        # An uncommitted row with the same (source, id) as the third event:
+        # the worker's insert waits on it, inside its batch transaction.
+        blocker.execute(
+            "INSERT INTO feed_feedevent (source, event_id, type, time, data, text,"
+            " department, traceparent, received_at)"
+            " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
+            [blocked["source"], blocked["id"]],
+        )
+        worker = own_worker("feed.killed-test")
+        _connections.reset()  # a connection from an earlier test may be dead
+        _send_batch(_connections.producer(), envelopes)
+
+        def worker_waits_on_the_row():
+            """the worker is inside its batch, waiting for the row's lock"""
+            with psycopg.connect(_dsn(), autocommit=True) as probe:
+                return probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND query LIKE 'INSERT INTO \"feed_feedevent\"%%'"
+                ).fetchone()[0]
+
+        wait_for(worker_waits_on_the_row)
+        _kill_hard(worker)
+        blocker.rollback()
+
+    assert FeedEvent.objects.count() == 0  # the killed batch committed nothing
+
+    own_worker("feed.killed-test")
+
+    def all_applied():
+        """the redelivered batch reached the feed"""
+        return FeedEvent.objects.count() == len(envelopes)
+
+    wait_for(all_applied, timeout=30)
+    assert sorted(FeedEvent.objects.values_list("event_id", flat=True)) == sorted(
+        envelope["id"] for envelope in envelopes
+    )
+
+    def drained():
+        """the redelivered message was acked after its commit"""
+        return queue_depth(broker, "feed.killed-test") == 0
+
+    wait_for(drained)
+    assert DeadLetter.objects.count() == 0
