@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 from kombu import Producer
@@ -27,9 +27,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def broker_url(port: int | None = None) -> str:
+    """The broker as a plain AMQP URI, the form pika and aio-pika read.
+
+    Kombu writes the default vhost "/" as a bare "//" path; the AMQP URI spec
+    (and so pika) wants it percent-encoded: ``amqp://host:5672/%2F``.
+    """
     from django.conf import settings
 
     url = urlsplit(settings.CELERY_BROKER_URL)
+    path = url.path[1:]
+    vhost = "/" if path in {"", "/"} else unquote(path)
+    url = url._replace(path="/" + quote(vhost, safe=""))
     if port is not None:
         netloc = url.netloc.rsplit(":", 1)[0] + f":{port}"
         url = url._replace(netloc=netloc)
