@@ -116,8 +116,10 @@ def summarise(raw: str, anchor: tuple[str, ...], top: int) -> str:
     return "\n".join(lines)
 
 
-def share(raw_path: Path, needle: str) -> float:
-    """Fraction of the samples in ``raw_path`` with ``needle`` on the stack."""
+def share(raw_path: Path, needle: str | tuple[str, ...], leaf: bool = False) -> float:
+    """Fraction of the samples in ``raw_path`` with ``needle`` on the stack
+    (or, with ``leaf``, in the innermost frame: where the CPU actually is)."""
+    needles = (needle,) if isinstance(needle, str) else needle
     if not raw_path.exists():
         return float("nan")
     total = hit = 0
@@ -126,6 +128,7 @@ def share(raw_path: Path, needle: str) -> float:
         if not stack.strip():
             continue
         total += int(count)
-        if needle in stack:
+        where = stack.rsplit(";", 1)[-1] if leaf else stack
+        if any(n in where for n in needles):
             hit += int(count)
     return hit / total if total else float("nan")
