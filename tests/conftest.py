@@ -157,3 +157,12 @@ def feed_worker(
 def inline_publish(settings):
     """Publish outbox rows right in the committing thread."""
     settings.OUTBOX_PUBLISH_MODE = "inline"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_background_publisher():
+    """A broker failure in one test pauses this process's fast path for a few
+    seconds (rows go to the relay meanwhile); the next test starts unpaused."""
+    from portal.messaging.publisher import background
+
+    background()._paused_until = 0.0
