@@ -1,6 +1,8 @@
 """The relay against real PostgreSQL and RabbitMQ: confirms, SKIP LOCKED, no doubles."""
 
+import contextlib
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -10,7 +12,7 @@ from kombu import Consumer
 from portal.messaging import topology
 from portal.messaging.models import OutboxMessage
 from portal.messaging.outbox import outbox_emit
-from portal.messaging.publisher import publish_pending
+from portal.messaging.publisher import BackgroundPublisher, publish_pending
 from portal.messaging.relay import Relay
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
@@ -105,3 +107,40 @@ def test_relay_waits_out_the_grace_period_for_the_fast_path(broker):
     emit_renames(2)
     assert Relay(grace=60).drain() == 0
     assert Relay(grace=0).drain() == 2
+
+
+def test_commits_within_the_coalescing_window_share_one_publish(broker, settings):
+    settings.OUTBOX_PUBLISH_MODE = "off"  # only the publisher below publishes
+    settings.OUTBOX_PUBLISH_COALESCE_MS = 1000
+    rows = []
+    for i in range(3):
+        with transaction.atomic():  # three commits, as from three requests
+            rows.append(
+                outbox_emit(
+                    type="department.renamed",
+                    source="/tests/relay",
+                    data={"department_id": i, "old_name": "A", "new_name": "B"},
+                )
+            )
+    publisher = BackgroundPublisher()
+    for row in rows:
+        publisher.submit(row.pk)
+        time.sleep(0.2)  # apart, yet within the window
+    assert publisher.flush(timeout=30)
+
+    messages: list[list[str]] = []
+
+    def on_message(body, message):
+        messages.append([event["id"] for event in body[0][0]])
+        message.ack()
+
+    with (
+        Consumer(
+            broker, [topology.feed_queue()], callbacks=[on_message], accept=["json"]
+        ),
+        contextlib.suppress(TimeoutError),
+    ):
+        while True:
+            broker.drain_events(timeout=1)
+    assert [sorted(ids) for ids in messages] == [sorted(r.event_id for r in rows)]
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
