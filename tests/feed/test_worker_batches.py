@@ -122,3 +122,53 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(own_worker, brok
 
     wait_for(drained)
     assert DeadLetter.objects.count() == 0
+
+
+def test_a_gracefully_stopped_worker_finishes_its_batch_and_returns_the_rest(
+    own_worker, broker
+):
+    in_hand = [make_envelope() for _ in range(3)]
+    waiting = [make_envelope() for _ in range(2)]
+    with psycopg.connect(_dsn()) as blocker:
+        # Hold the worker inside its first batch (its insert waits on this
+        # uncommitted row), with the second message prefetched behind it.
+        blocker.execute(
+            "INSERT INTO feed_feedevent (source, event_id, type, time, data, text,"
+            " department, traceparent, received_at)"
+            " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
+            [in_hand[0]["source"], in_hand[0]["id"]],
+        )
+        worker = own_worker("feed.shutdown-test")
+        _connections.reset()
+        producer = _connections.producer()
+        _send_batch(producer, in_hand)
+
+        def worker_waits_on_the_row():
+            """the worker is inside its first batch, waiting for the row's lock"""
+            with psycopg.connect(_dsn(), autocommit=True) as probe:
+                return probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND query LIKE 'INSERT INTO \"feed_feedevent\"%%'"
+                ).fetchone()[0]
+
+        wait_for(worker_waits_on_the_row)
+        _send_batch(producer, waiting)
+        worker.process.send_signal(signal.SIGTERM)  # warm shutdown
+        blocker.rollback()  # let the batch in hand finish
+
+    assert worker.process.wait(timeout=30) == 0
+    # The batch in hand was finished and acked; the prefetched one went back.
+    assert sorted(FeedEvent.objects.values_list("event_id", flat=True)) == sorted(
+        envelope["id"] for envelope in in_hand
+    )
+    assert queue_depth(broker, "feed.shutdown-test") == 1
+
+    own_worker("feed.shutdown-test")
+
+    def all_applied():
+        """the returned message was applied by the next worker"""
+        return FeedEvent.objects.count() == len(in_hand) + len(waiting)
+
+    wait_for(all_applied, timeout=30)
+    assert DeadLetter.objects.count() == 0
