@@ -74,7 +74,7 @@ def test_a_batch_with_one_bad_event_applies_the_rest_and_dead_letters_it(
     assert queue_depth(clean_queues, topology.dead_letter_queue_name()) == 0
 
 
-def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(own_worker, broker):
+def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(private_worker, broker):
     envelopes = [make_envelope() for _ in range(5)]
     blocked = envelopes[2]
     with psycopg.connect(_dsn()) as blocker:
@@ -86,7 +86,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(own_worker, brok
             " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
             [blocked["source"], blocked["id"]],
         )
-        worker = own_worker("feed.killed-test")
+        worker = private_worker("feed.killed-test")
         _connections.reset()  # a connection from an earlier test may be dead
         _send_batch(_connections.producer(), envelopes)
 
@@ -105,7 +105,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(own_worker, brok
 
     assert FeedEvent.objects.count() == 0  # the killed batch committed nothing
 
-    own_worker("feed.killed-test")
+    private_worker("feed.killed-test")
 
     def all_applied():
         """the redelivered batch reached the feed"""
@@ -125,7 +125,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(own_worker, brok
 
 
 def test_a_gracefully_stopped_worker_finishes_its_batch_and_returns_the_rest(
-    own_worker, broker
+    private_worker, broker
 ):
     in_hand = [make_envelope() for _ in range(3)]
     waiting = [make_envelope() for _ in range(2)]
@@ -138,7 +138,7 @@ def test_a_gracefully_stopped_worker_finishes_its_batch_and_returns_the_rest(
             " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
             [in_hand[0]["source"], in_hand[0]["id"]],
         )
-        worker = own_worker("feed.shutdown-test")
+        worker = private_worker("feed.shutdown-test")
         _connections.reset()
         producer = _connections.producer()
         _send_batch(producer, in_hand)
@@ -164,7 +164,7 @@ def test_a_gracefully_stopped_worker_finishes_its_batch_and_returns_the_rest(
     )
     assert queue_depth(broker, "feed.shutdown-test") == 1
 
-    own_worker("feed.shutdown-test")
+    private_worker("feed.shutdown-test")
 
     def all_applied():
         """the returned message was applied by the next worker"""

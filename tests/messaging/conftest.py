@@ -122,7 +122,9 @@ def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]
 
     ``start(prefix, **env)`` points this test process (``settings``) and the
     worker at the queues ``prefix``, ``prefix.dead`` and ``prefix.ingest``,
-    out of the session worker's reach; they are deleted afterwards.
+    out of the session worker's reach. The queues are emptied before the
+    first worker of a prefix and kept for the next one (a restarted worker
+    finds what was left); they are deleted after the test.
     """
     if not real_stack_available():
         pytest.skip("needs the real stack")
@@ -133,8 +135,9 @@ def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]
         names = private_queue_names(prefix)
         settings.FEED_QUEUE = names["FEED_QUEUE"]
         settings.FEED_INGEST_QUEUE = names["FEED_INGEST_QUEUE"]
-        delete_private_queues(prefix)
-        prefixes.append(prefix)
+        if prefix not in prefixes:
+            delete_private_queues(prefix)
+            prefixes.append(prefix)
         worker = WorkerProcess(
             worker_env(**names, **env),
             tmp_path / f"worker-{len(workers)}.log",
