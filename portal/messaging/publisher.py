@@ -13,6 +13,7 @@ RabbitMQ, reachable or not.
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -41,9 +42,23 @@ class PublishResult:
     error: str = ""
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(
+    items: Sequence[tuple[int, dict[str, Any]]], size: int, max_bytes: int
+) -> Iterable[Sequence[tuple[int, dict[str, Any]]]]:
+    """(id, envelope) pairs in task-message sized groups: at most ``size``
+    events and about ``max_bytes`` of JSON each (a lone bigger event still
+    goes alone), so a batch never grows past what the consumer accepts."""
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    used = 0
+    for item in items:
+        length = len(json.dumps(item[1], separators=(",", ":")))
+        if chunk and (len(chunk) >= size or used + length > max_bytes):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(item)
+        used += length
+    if chunk:
+        yield chunk
 
 
 class _Connections(threading.local):
@@ -165,6 +180,8 @@ def publish_pending(
     """
     limit = limit or settings.OUTBOX_RELAY_BATCH_SIZE
     per_message = settings.OUTBOX_EVENTS_PER_MESSAGE
+    # Half the consumers' limit, leaving room for the task message's envelope.
+    max_message_json = settings.MESSAGE_MAX_BYTES // 2
     with transaction.atomic():
         rows = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
             status=OutboxMessage.Status.PENDING
@@ -182,7 +199,9 @@ def publish_pending(
         while True:
             try:
                 producer = _connections.producer()
-                for chunk in _chunks(taken[len(confirmed) :], per_message):
+                for chunk in _chunks(
+                    taken[len(confirmed) :], per_message, max_message_json
+                ):
                     _send_batch(producer, [envelope for _, envelope in chunk])
                     confirmed.extend(pk for pk, _ in chunk)
             except BrokerBlocked as exc:
