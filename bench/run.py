@@ -44,6 +44,14 @@ WORKER_ANCHOR = ("apply_events (feed/tasks.py",)
 WEB_ANCHOR = ("register (bench/benchsite/views.py", "BackgroundPublisher._run (")
 
 
+def _events_per_message() -> int:
+    """Events per task message, as the relay packs them (the project's
+    setting), so every consumer is measured on the same message shape."""
+    from django.conf import settings
+
+    return settings.OUTBOX_EVENTS_PER_MESSAGE
+
+
 def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
 
@@ -552,7 +560,7 @@ def bench_consumers(
     import pika
 
     connection, channel = broker_channel()
-    per_message = int(os.environ.get("OUTBOX_EVENTS_PER_MESSAGE", "100"))
+    per_message = _events_per_message()
     for start in range(0, events, per_message):
         body = json.dumps([[items[start : start + per_message]], {}, {}])
         channel.basic_publish(
@@ -597,7 +605,7 @@ def profile_consumer(report: Report, batches: int) -> None:
 
     truncate("feed_feedevent")
     close_old_connections()
-    per_message = int(os.environ.get("OUTBOX_EVENTS_PER_MESSAGE", "100"))
+    per_message = _events_per_message()
     items = list(data.envelopes(batches * per_message, seed=13))
     chunks = [items[i : i + per_message] for i in range(0, len(items), per_message)]
     profiler = Profiler(interval=0.0005)
@@ -831,6 +839,7 @@ def main() -> None:
 
     django.setup()
     purge_queues()
+    sizes["per_message"] = _events_per_message()
     report = Report(
         quick=q,
         sizes=sizes,
