@@ -11,9 +11,16 @@ from kombu import Connection
 
 
 def wait_for(
-    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str | None = None,
 ) -> Any:
-    """Poll until ``predicate()`` is truthy; fail the test clearly if it never is."""
+    """Poll until ``predicate()`` is truthy; fail the test clearly if it never is.
+
+    The failure names ``what``, else the predicate's docstring.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -21,7 +28,8 @@ def wait_for(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"condition not met within {timeout}s: {predicate.__doc__ or predicate}"
+                f"condition not met within {timeout}s: "
+                f"{what or predicate.__doc__ or predicate}"
             )
         time.sleep(interval)
 

@@ -31,6 +31,7 @@ from kombu import Connection, Exchange
 from feed.models import FeedEvent
 from portal.messaging import topology
 from portal.messaging.models import DeadLetter
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Short enough for a test, long enough (30 s in all) to outlast a 10 s outage.
@@ -42,14 +43,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 def wait_until(
     predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout=timeout, what=what, interval=interval)
 
 
 def database_url() -> str:

@@ -37,6 +37,27 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _hold_row(blocker: psycopg.Connection, envelope: dict) -> None:
+    """Insert, uncommitted, a feed row with ``envelope``'s (source, id): a
+    worker inserting that event waits on it, inside its batch transaction."""
+    blocker.execute(
+        "INSERT INTO feed_feedevent (source, event_id, type, time, data, text,"
+        " department, traceparent, received_at)"
+        " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
+        [envelope["source"], envelope["id"]],
+    )
+
+
+def _worker_waits_on_a_row() -> int:
+    """a worker is inside its batch, waiting for the held row's lock"""
+    with psycopg.connect(_dsn(), autocommit=True) as probe:
+        return probe.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            " AND query LIKE 'INSERT INTO \"feed_feedevent\"%%'"
+        ).fetchone()[0]
+
+
 def _kill_hard(worker: WorkerProcess) -> None:
     """SIGKILL the worker and its pool processes: no cleanup, no ack."""
     pool = _children(worker.process.pid)
@@ -80,26 +101,12 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(private_worker, 
     with psycopg.connect(_dsn()) as blocker:
         # An uncommitted row with the same (source, id) as the third event:
         # the worker's insert waits on it, inside its batch transaction.
-        blocker.execute(
-            "INSERT INTO feed_feedevent (source, event_id, type, time, data, text,"
-            " department, traceparent, received_at)"
-            " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
-            [blocked["source"], blocked["id"]],
-        )
+        _hold_row(blocker, blocked)
         worker = private_worker("feed.killed-test")
         _connections.reset()  # a connection from an earlier test may be dead
         _send_batch(_connections.producer(), envelopes)
 
-        def worker_waits_on_the_row():
-            """the worker is inside its batch, waiting for the row's lock"""
-            with psycopg.connect(_dsn(), autocommit=True) as probe:
-                return probe.execute(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND query LIKE 'INSERT INTO \"feed_feedevent\"%%'"
-                ).fetchone()[0]
-
-        wait_for(worker_waits_on_the_row)
+        wait_for(_worker_waits_on_a_row)
         _kill_hard(worker)
         blocker.rollback()
 
@@ -132,27 +139,13 @@ def test_a_gracefully_stopped_worker_finishes_its_batch_and_returns_the_rest(
     with psycopg.connect(_dsn()) as blocker:
         # Hold the worker inside its first batch (its insert waits on this
         # uncommitted row), with the second message prefetched behind it.
-        blocker.execute(
-            "INSERT INTO feed_feedevent (source, event_id, type, time, data, text,"
-            " department, traceparent, received_at)"
-            " VALUES (%s, %s, 'employee.registered', now(), '{}', '', '', '', now())",
-            [in_hand[0]["source"], in_hand[0]["id"]],
-        )
+        _hold_row(blocker, in_hand[0])
         worker = private_worker("feed.shutdown-test")
         _connections.reset()
         producer = _connections.producer()
         _send_batch(producer, in_hand)
 
-        def worker_waits_on_the_row():
-            """the worker is inside its first batch, waiting for the row's lock"""
-            with psycopg.connect(_dsn(), autocommit=True) as probe:
-                return probe.execute(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND query LIKE 'INSERT INTO \"feed_feedevent\"%%'"
-                ).fetchone()[0]
-
-        wait_for(worker_waits_on_the_row)
+        wait_for(_worker_waits_on_a_row)
         _send_batch(producer, waiting)
         worker.process.send_signal(signal.SIGTERM)  # warm shutdown
         blocker.rollback()  # let the batch in hand finish
