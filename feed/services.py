@@ -1,9 +1,12 @@
 """Every write of the feed."""
 
+import functools
+import itertools
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +15,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from portal.messaging import topology
-from portal.messaging.contracts import ContractError, Event, validate_event
+from portal.messaging.contracts import (
+    ContractError,
+    Event,
+    nul_error,
+    validate_event,
+)
 from portal.messaging.deadletters import (
     dead_letter_for_contract_error,
     dead_letters_store,
@@ -56,6 +64,15 @@ def _feed_event(event: Event) -> dict[str, Any]:
     )
 
 
+@dataclass
+class _Row:
+    """One valid event on its way into the feed, with where it came from."""
+
+    fields: dict[str, Any]
+    raw: Any
+    origin: Mapping[str, Any]
+
+
 @transaction.atomic
 def feed_events_apply(
     *,
@@ -75,34 +92,86 @@ def feed_events_apply(
     consumer acks everything it read once this returns. Database errors
     propagate (the caller retries the whole batch, which is safe because of
     the idempotency).
+
+    The events are validated and inserted ``FEED_INSERT_CHUNK`` at a time; on
+    PostgreSQL each chunk's insert is sent without waiting for the previous
+    one (pipeline mode), so the database works on one chunk while the next is
+    validated, and the transaction commits once all are in.
     """
-    valid: dict[tuple[str, str], dict[str, Any]] = {}
-    dead: list[DeadLetter] = list(dead_letters)
-    duplicates = 0
     envelopes = list(envelopes)
     origins = list(origins) if origins is not None else [{}] * len(envelopes)
-    for raw, origin in zip(envelopes, origins, strict=True):
-        try:
-            event = validate_event(raw)
-        except ContractError as error:
-            logger.warning("Dead-lettering event: %s", error)
-            dead.append(
-                dead_letter_for_contract_error(
-                    raw, error, **({**_task_origin(), **origin})
-                )
-            )
-            continue
-        key = (event.envelope.source, event.envelope.id)
-        if key in valid:
-            duplicates += 1
-            continue
-        valid[key] = _feed_event(event)
-
-    created = _feed_events_insert(list(valid.values())) if valid else 0
-    duplicates += len(valid) - created
+    dead: list[DeadLetter] = list(dead_letters)
+    duplicates = [0]
+    rows = _valid_rows(zip(envelopes, origins, strict=True), dead, duplicates)
+    created, stored = _feed_events_insert(_chunks(rows), dead)
     if dead:
         dead_letters_store(dead)
-    return ApplyResult(created=created, duplicates=duplicates, dead_lettered=len(dead))
+    return ApplyResult(
+        created=created,
+        duplicates=duplicates[0] + stored - created,
+        dead_lettered=len(dead),
+    )
+
+
+def _valid_rows(
+    items: Iterable[tuple[Any, Mapping[str, Any]]],
+    dead: list[DeadLetter],
+    duplicates: list[int],
+) -> Iterator[_Row]:
+    """The feed rows of the valid events, lazily (so validation overlaps the
+    inserts); the others go to ``dead``, repeats within the batch are counted
+    in ``duplicates[0]``."""
+    seen: set[tuple[str, str]] = set()
+    for raw, origin in items:
+        try:
+            event = validate_event(raw, check_nul=False)
+        except ContractError as error:
+            dead.append(_dead_letter(raw, error, origin))
+            continue
+        key = (event.envelope.source, event.envelope.id)
+        if key in seen:
+            duplicates[0] += 1
+            continue
+        seen.add(key)
+        yield _Row(_feed_event(event), raw, origin)
+
+
+def _dead_letter(raw: Any, error: ContractError, origin: Mapping[str, Any]):
+    logger.warning("Dead-lettering event: %s", error)
+    return dead_letter_for_contract_error(raw, error, **{**_task_origin(), **origin})
+
+
+def _chunks(rows: Iterable[_Row]) -> Iterator[list[_Row]]:
+    size = max(1, settings.FEED_INSERT_CHUNK)
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def _payload(rows: list[_Row], dead: list[DeadLetter]) -> tuple[str, list[_Row]]:
+    """``rows`` as one JSON array for ``jsonb_to_recordset``, and the rows in it.
+
+    PostgreSQL cannot store U+0000, which JSON always writes escaped, so one
+    search of the serialized chunk finds any; only then is each row looked
+    at, and the ones holding it are dead-lettered instead of inserted.
+    """
+    payload = json.dumps([row.fields for row in rows], default=_json_default)
+    if "\\u0000" not in payload:
+        return payload, rows
+    keep = []
+    for row in rows:
+        error = nul_error(row.fields)
+        if error is None:
+            keep.append(row)
+        else:
+            dead.append(_dead_letter(row.raw, nul_error(row.raw) or error, row.origin))
+    return json.dumps([row.fields for row in keep], default=_json_default), keep
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 _INSERT_COLUMNS = (
@@ -120,22 +189,47 @@ _INSERT_COLUMNS = (
 _RECORD_TYPES = {"time": "timestamptz", "data": "jsonb"}
 
 
-def _feed_events_insert(events: list[dict[str, Any]]) -> int:
-    """Insert ``events`` unless already on the feed; how many were new.
+def _feed_events_insert(
+    chunks: Iterable[list[_Row]], dead: list[DeadLetter]
+) -> tuple[int, int]:
+    """Insert the rows unless already on the feed: (how many were new, sent).
 
     The unique index on (source, event_id) decides: ``ON CONFLICT DO NOTHING``
     skips an event already there (or inserted by a concurrent worker), so no
-    look-up comes first. On PostgreSQL the whole batch is one statement, its
-    rows travelling as one JSON parameter (``jsonb_to_recordset``: quoting one
-    string is far cheaper than one parameter per value), and ``RETURNING``
-    counts the new rows.
+    look-up comes first. On PostgreSQL each chunk is one statement, its rows
+    travelling as one JSON parameter (``jsonb_to_recordset``: quoting one
+    string is far cheaper than one parameter per value), and the statements
+    go out in pipeline mode: the next chunk is prepared while the database
+    inserts the previous one. Rows holding U+0000 go to ``dead`` instead.
     """
     if connection.vendor != "postgresql":
+        rows = [row for chunk in chunks for row in _payload(chunk, dead)[1]]
         before = FeedEvent.objects.count()
         FeedEvent.objects.bulk_create(
-            [FeedEvent(**event) for event in events], ignore_conflicts=True
+            [FeedEvent(**row.fields) for row in rows], ignore_conflicts=True
         )
-        return FeedEvent.objects.count() - before
+        return FeedEvent.objects.count() - before, len(rows)
+    sql = _insert_sql()
+    now = timezone.now()
+    stored = 0
+    cursors = []
+    connection.ensure_connection()
+    raw_connection = connection.connection
+    with connection.wrap_database_errors, raw_connection.pipeline():
+        for chunk in chunks:
+            payload, kept = _payload(chunk, dead)
+            if not kept:
+                continue
+            cursor = raw_connection.cursor()
+            cursor.execute(sql, [now, payload])
+            cursors.append(cursor)
+            stored += len(kept)
+    # Leaving the pipeline waited for every result.
+    return sum(cursor.rowcount for cursor in cursors), stored
+
+
+@functools.cache
+def _insert_sql() -> str:
     meta = FeedEvent._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
@@ -145,17 +239,11 @@ def _feed_events_insert(events: list[dict[str, Any]]) -> int:
         f"{quote(name)} {_RECORD_TYPES.get(name, 'text')}" for name in _INSERT_COLUMNS
     )
     selected = ", ".join(f"r.{quote(name)}" for name in _INSERT_COLUMNS)
-    sql = (
+    return (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) "
         f"SELECT {selected}, %s FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
-        "ON CONFLICT (source, event_id) DO NOTHING RETURNING 1"
+        "ON CONFLICT (source, event_id) DO NOTHING"
     )
-    rows = json.dumps(
-        [{**event, "time": event["time"].isoformat()} for event in events]
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [timezone.now(), rows])
-        return len(cursor.fetchall())
 
 
 def _task_origin() -> dict[str, str]:

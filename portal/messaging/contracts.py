@@ -174,21 +174,35 @@ def _find_nul(value: Any, path: list[Any]) -> list[Any] | None:
     return None
 
 
-def validate_event(raw: Any) -> Event:
-    """Validate a decoded CloudEvent; raise ``ContractError`` if it never can be."""
+def nul_error(raw: Any) -> ContractError | None:
+    """Why ``raw`` cannot be stored if a string in it holds U+0000, else None.
+
+    PostgreSQL cannot store U+0000 in text or jsonb: an event holding it is
+    refused up front rather than failing a whole batch's transaction later.
+    """
+    nul = _find_nul(raw, [])
+    if nul is None:
+        return None
+    return ContractError(
+        REASON_INVALID_DATA if nul[:1] == ["data"] else REASON_INVALID_ENVELOPE,
+        ({"loc": nul, "msg": "the NUL character (U+0000) is not allowed"},),
+    )
+
+
+def validate_event(raw: Any, *, check_nul: bool = True) -> Event:
+    """Validate a decoded CloudEvent; raise ``ContractError`` if it never can be.
+
+    ``check_nul=False`` leaves out the walk over every string looking for
+    U+0000 (``nul_error``), for a caller that checks what it stores in one
+    pass instead (the feed checks its serialized rows).
+    """
     if not isinstance(raw, Mapping):
         raise ContractError(
             REASON_INVALID_ENVELOPE,
             ({"loc": [], "msg": "event must be a JSON object"},),
         )
-    nul = _find_nul(raw, [])
-    if nul is not None:
-        # PostgreSQL cannot store U+0000 in text or jsonb: refuse it here
-        # rather than fail the whole batch's transaction later.
-        raise ContractError(
-            REASON_INVALID_DATA if nul[:1] == ["data"] else REASON_INVALID_ENVELOPE,
-            ({"loc": nul, "msg": "the NUL character (U+0000) is not allowed"},),
-        )
+    if check_nul and (error := nul_error(raw)) is not None:
+        raise error
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:

@@ -217,6 +217,10 @@ FEED_DB_CHECK_AFTER_IDLE = env.float("FEED_DB_CHECK_AFTER_IDLE", default=1.0)
 # AMQP ingestion from other services: exchange `portal.events` → this queue.
 FEED_INGEST_QUEUE = env.str("FEED_INGEST_QUEUE", default="feed.ingest")
 FEED_INGEST_BATCH_SIZE = env.int("FEED_INGEST_BATCH_SIZE", default=100)
+# Events per INSERT when the feed applies a batch; on PostgreSQL the inserts
+# of one batch are pipelined, so validating one chunk overlaps inserting the
+# one before it.
+FEED_INSERT_CHUNK = env.int("FEED_INSERT_CHUNK", default=100)
 # Bigger messages are dead-lettered unread (reason "oversized").
 MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=256 * 1024)
 # Broker waits of the publishers (confirms, a blocked connection), in seconds.

@@ -73,3 +73,72 @@ def test_feed_is_ordered_by_when_events_happened_not_arrival():
     feed_events_apply(envelopes=[middle])
     ids = [e.event_id for e in feed_events_list()]
     assert ids == [late["id"], middle["id"], early["id"]]
+
+
+def test_a_batch_spanning_several_insert_chunks(settings):
+    """Chunks are validated and inserted one after the other in one transaction:
+    a bad event, a repeat across chunks and a NUL in one chunk fail none of the
+    others."""
+    settings.FEED_INSERT_CHUNK = 3
+    good = [make_envelope() for _ in range(7)]
+    nul = make_envelope()
+    nul["data"] = {**nul["data"], "full_name": "Anna\x00Petrova"}
+    batch = [*good[:4], make_envelope(type="employee.fired"), nul, good[1], *good[4:]]
+    result = feed_events_apply(envelopes=batch)
+    assert (result.created, result.duplicates, result.dead_lettered) == (7, 1, 2)
+    stored = set(FeedEvent.objects.values_list("event_id", flat=True))
+    assert stored == {e["id"] for e in good}
+    refused = DeadLetter.objects.get(event_id=nul["id"])
+    assert refused.reason == "invalid data"
+    assert "data.full_name" in refused.error
+    assert "U+0000" in refused.error
+
+
+def test_a_backslash_u0000_written_out_is_text_not_a_nul():
+    envelope = make_envelope()
+    envelope["data"] = {**envelope["data"], "position": "C \\u0000 programmer"}
+    result = feed_events_apply(envelopes=[envelope])
+    assert (result.created, result.dead_lettered) == (1, 0)
+    assert FeedEvent.objects.get().data["position"] == "C \\u0000 programmer"
+
+
+def test_a_nul_the_feed_does_not_store_is_no_reason_to_refuse():
+    """Unknown data keys are ignored by the contract, so a NUL in one is never
+    stored and does not stop the event."""
+    envelope = make_envelope()
+    envelope["data"] = {**envelope["data"], "nickname": "A\x00"}
+    result = feed_events_apply(envelopes=[envelope])
+    assert (result.created, result.dead_lettered) == (1, 0)
+    assert "nickname" not in FeedEvent.objects.get().data
+
+
+@pytest.mark.real_stack
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_inside_the_pipeline_is_djangos_and_stores_nothing(
+    settings,
+):
+    """The task retries on Django's OperationalError: an error raised while the
+    chunk inserts are pipelined must arrive as one, with the whole batch (and
+    its dead letters) rolled back."""
+    from django.db import OperationalError, connection, connections
+
+    settings.FEED_INSERT_CHUNK = 2
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute("LOCK TABLE feed_feedevent IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 300")
+        batch = [make_envelope() for _ in range(5)] + [make_envelope(type="x.y")]
+        with pytest.raises(OperationalError):
+            feed_events_apply(envelopes=batch)
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+    assert FeedEvent.objects.count() == 0
+    assert DeadLetter.objects.count() == 0
+    result = feed_events_apply(envelopes=batch)
+    assert (result.created, result.dead_lettered) == (5, 1)
