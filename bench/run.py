@@ -753,6 +753,11 @@ def bench_reads(report: Report, events: int, employees: int, samples: int) -> No
     else:
         report.notes.append("The home page has no cursor link to follow: no deep page.")
     measure("home filtered (type)", "/?type=thanks.sent")
+    # What every open feed page asks every few seconds: the cards that
+    # arrived after the newest one it shows.
+    from feed.selectors import feed_newest_id
+
+    measure("home poll for arrivals", f"/feed/arrived/?since={feed_newest_id() - 5}")
 
     from feed.selectors import feed_events_list
 

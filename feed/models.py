@@ -7,11 +7,11 @@ class FeedEvent(models.Model):
 
     source = models.CharField(max_length=200)
     event_id = models.CharField("event id", max_length=200)
-    type = models.CharField(max_length=100, db_index=True)
+    type = models.CharField(max_length=100)
     time = models.DateTimeField(help_text="When it happened (the CloudEvent time).")
     data = models.JSONField()
     text = models.TextField(help_text="The sentence shown on the feed.")
-    department = models.CharField(max_length=120, blank=True, default="", db_index=True)
+    department = models.CharField(max_length=120, blank=True, default="")
     traceparent = models.CharField(max_length=55, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True)
 
@@ -22,7 +22,20 @@ class FeedEvent(models.Model):
                 fields=["source", "event_id"], name="feed_event_unique_per_source"
             )
         ]
-        indexes = [models.Index(fields=["-time", "-id"], name="feed_event_time_idx")]
+        # Every index costs each insert: these are the ones the reads use.
+        # A page, filtered or not, walks one of the first three in order and
+        # stops at its LIMIT; polling for arrivals uses the id and this
+        # received_at index.
+        indexes = [
+            models.Index(fields=["-time", "-id"], name="feed_event_time_idx"),
+            models.Index(
+                fields=["type", "-time", "-id"], name="feed_event_type_time_idx"
+            ),
+            models.Index(
+                fields=["department", "-time", "-id"], name="feed_event_dept_time_idx"
+            ),
+            models.Index(fields=["received_at"], name="feed_event_received_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.text
