@@ -95,8 +95,9 @@ def _task_body_well_formed(message) -> bool:
     if "task" not in headers or headers.get("compression"):
         return True  # not protocol 2 JSON: Celery's own checks apply
     try:
-        body = json.loads(deadletters.raw_body(message))
-    except (UnicodeDecodeError, ValueError):
+        # kombu keeps the decoded body: Celery's own unpacking reuses it.
+        body = message.decode()
+    except Exception:  # noqa: BLE001 - any failure to decode is a bad body
         return False
     return (
         isinstance(body, list)
