@@ -54,7 +54,7 @@ class FeedConsumer(Consumer):
             size = len(message.body or b"")
             content_type = (message.content_type or "").split(";")[0].strip()
             if (
-                size > deadletters.max_message_bytes()
+                size > deadletters.max_message_bytes(topology.feed_queue_name())
                 or content_type != "application/json"
                 or not _task_body_well_formed(message)
             ):

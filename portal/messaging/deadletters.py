@@ -68,7 +68,11 @@ def raw_body(message) -> bytes:
     return b""
 
 
-def max_message_bytes() -> int:
+def max_message_bytes(queue: str = "") -> int:
+    """The biggest body accepted from ``queue``: a feed task message carries
+    a batch of events, any other message one event."""
+    if queue and queue == topology.feed_queue_name():
+        return settings.FEED_TASK_MAX_BYTES
     return settings.MESSAGE_MAX_BYTES
 
 
@@ -243,8 +247,9 @@ def classify(message) -> tuple[str, str]:
             "every time",
         )
     body = raw_body(message)
-    if len(body) > max_message_bytes():
-        return REASON_OVERSIZED, f"{len(body)} bytes > {max_message_bytes()}"
+    limit = max_message_bytes(json_safe(headers.get("x-first-death-queue", "")))
+    if len(body) > limit:
+        return REASON_OVERSIZED, f"{len(body)} bytes > {limit}"
     content_type = (message.content_type or "").split(";")[0].strip()
     if content_type not in JSON_CONTENT_TYPES:
         return REASON_WRONG_CONTENT_TYPE, f"content type {content_type!r}"

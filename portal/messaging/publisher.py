@@ -180,8 +180,9 @@ def publish_pending(
     """
     limit = limit or settings.OUTBOX_RELAY_BATCH_SIZE
     per_message = settings.OUTBOX_EVENTS_PER_MESSAGE
-    # Half the consumers' limit, leaving room for the task message's envelope.
-    max_message_json = settings.MESSAGE_MAX_BYTES // 2
+    # Measured compactly: leave room for the task message's envelope and the
+    # spaces its JSON encoder adds after every comma and colon.
+    max_message_json = settings.FEED_TASK_MAX_BYTES * 3 // 4
     with transaction.atomic():
         rows = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
             status=OutboxMessage.Status.PENDING

@@ -199,9 +199,9 @@ OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
 # The background publisher gathers the commits of this many milliseconds
 # into one publish (a lone commit waits at most this long).
 OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0)
-# Events packed into one task message by the relay, within half of
-# MESSAGE_MAX_BYTES of JSON whatever the count.
-OUTBOX_EVENTS_PER_MESSAGE = env.int("OUTBOX_EVENTS_PER_MESSAGE", default=500)
+# Events packed into one task message by the relay, within three quarters of
+# FEED_TASK_MAX_BYTES of JSON whatever the count.
+OUTBOX_EVENTS_PER_MESSAGE = env.int("OUTBOX_EVENTS_PER_MESSAGE", default=1000)
 
 FEED_QUEUE = env.str("FEED_QUEUE", default="feed")
 FEED_DELIVERY_LIMIT = env.int("FEED_DELIVERY_LIMIT", default=10)
@@ -221,7 +221,9 @@ FEED_INGEST_BATCH_SIZE = env.int("FEED_INGEST_BATCH_SIZE", default=100)
 # of one batch are pipelined, so validating one chunk overlaps inserting the
 # one before it.
 FEED_INSERT_CHUNK = env.int("FEED_INSERT_CHUNK", default=100)
-# Bigger messages are dead-lettered unread (reason "oversized").
+# Bigger messages are dead-lettered unread (reason "oversized"): one event
+# from another service (AMQP or HTTP), and a feed task message (a batch).
 MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=256 * 1024)
+FEED_TASK_MAX_BYTES = env.int("FEED_TASK_MAX_BYTES", default=1024 * 1024)
 # Broker waits of the publishers (confirms, a blocked connection), in seconds.
 OUTBOX_PUBLISH_TIMEOUT = env.float("OUTBOX_PUBLISH_TIMEOUT", default=10.0)

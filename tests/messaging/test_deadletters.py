@@ -46,7 +46,7 @@ def publish_raw(broker, body: bytes, *, content_type: str, headers=None) -> None
 def test_undecodable_task_messages_are_stored_with_their_reason(worker, broker):
     publish_raw(broker, b"\x00not json{", content_type="application/json")
     publish_raw(broker, b"<xml/>", content_type="application/xml")
-    huge = json.dumps([[[make_envelope(data={"pad": "x" * 300_000})]], {}, {}])
+    huge = json.dumps([[[make_envelope(data={"pad": "x" * 1_200_000})]], {}, {}])
     publish_raw(broker, huge.encode(), content_type="application/json")
 
     records = {r.reason: r for r in stored(3)}

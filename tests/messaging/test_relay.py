@@ -70,6 +70,46 @@ def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(broker, se
     assert sorted(drain_event_ids(broker)) == sorted(expected)
 
 
+def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, settings):
+    """Packed by size as well as count, with the task message's own JSON (its
+    spaces, its envelope) counted in: every message the relay makes is one
+    the feed's consumer takes rather than dead-letters as oversized."""
+    settings.OUTBOX_EVENTS_PER_MESSAGE = 10_000
+    settings.FEED_TASK_MAX_BYTES = 40_000
+    with transaction.atomic():
+        for i in range(300):
+            outbox_emit(
+                type="thanks.sent",
+                source="/tests/relay",
+                data={
+                    "from_employee_id": i,
+                    "from_name": f"Anna {i}",
+                    "to_employee_id": i + 1,
+                    "to_name": f"Boris {i}",
+                    "message": "Thank you, " * 40,
+                },
+            )
+    assert publish_pending().sent == 300
+    sizes: list[int] = []
+    events = 0
+
+    def on_message(body, message):
+        nonlocal events
+        sizes.append(len(message.body))
+        events += len(body[0][0])
+        message.ack()
+
+    with (
+        Consumer(broker, [topology.feed_queue()], callbacks=[on_message]),
+        contextlib.suppress(TimeoutError),
+    ):
+        while True:
+            broker.drain_events(timeout=1)
+    assert events == 300
+    assert len(sizes) > 5  # really packed by size, not by count
+    assert max(sizes) <= settings.FEED_TASK_MAX_BYTES
+
+
 def test_concurrent_relays_publish_each_row_exactly_once(broker, settings):
     settings.OUTBOX_EVENTS_PER_MESSAGE = 10
     expected = emit_renames(600)
