@@ -6,9 +6,9 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
@@ -48,14 +48,14 @@ _DEPARTMENT_MAX = FeedEvent._meta.get_field("department").max_length
 
 
 def _feed_event(event: Event) -> dict[str, Any]:
-    """The feed row's fields for ``event`` (``_INSERT_COLUMNS``)."""
+    """The feed row's fields for ``event`` (``_INSERT_COLUMNS``), JSON-ready."""
     env = event.envelope
     data = event.data.model_dump(mode="json")
     return dict(
         source=env.source,
         event_id=env.id,
         type=env.type,
-        time=env.time,
+        time=env.time.isoformat(),
         data=data,
         text=render_text(env.type, data),
         # The contract allows longer names than the feed's filter column.
@@ -155,7 +155,7 @@ def _payload(rows: list[_Row], dead: list[DeadLetter]) -> tuple[str, list[_Row]]
     search of the serialized chunk finds any; only then is each row looked
     at, and the ones holding it are dead-lettered instead of inserted.
     """
-    payload = json.dumps([row.fields for row in rows], default=_json_default)
+    payload = json.dumps([row.fields for row in rows])
     if "\\u0000" not in payload:
         return payload, rows
     keep = []
@@ -165,13 +165,7 @@ def _payload(rows: list[_Row], dead: list[DeadLetter]) -> tuple[str, list[_Row]]
             keep.append(row)
         else:
             dead.append(_dead_letter(row.raw, nul_error(row.raw) or error, row.origin))
-    return json.dumps([row.fields for row in keep], default=_json_default), keep
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return json.dumps([row.fields for row in keep]), keep
 
 
 _INSERT_COLUMNS = (
@@ -220,7 +214,7 @@ def _feed_events_insert(
             payload, kept = _payload(chunk, dead)
             if not kept:
                 continue
-            cursor = raw_connection.cursor()
+            cursor = psycopg.Cursor(raw_connection)
             cursor.execute(sql, [now, payload])
             cursors.append(cursor)
             stored += len(kept)
