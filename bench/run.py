@@ -26,7 +26,6 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/bench")
 os.environ.setdefault("PORTAL_VAR_DIR", "/tmp/var-bench")
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.benchsite.settings"
-os.environ["OUTBOX_PUBLISH_MODE"] = "thread"
 os.environ.setdefault("LOG_LEVEL", "ERROR")
 os.environ["PYTHONPATH"] = str(ROOT) + (
     os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
@@ -272,8 +271,28 @@ def bench_registration(
     # Few threads: it only serves the fast path, and PostgreSQL's connection
     # limit is shared with everything else on the machine.
     down = gunicorn(
-        down_port, "web-broker-down", threads=4, CELERY_BROKER_URL=DEAD_BROKER
+        down_port,
+        "web-broker-down",
+        threads=4,
+        CELERY_BROKER_URL=DEAD_BROKER,
+        OUTBOX_NOTIFY_CHANNEL="bench_broker_down",
     )
+    # The relays publish what the web processes commit, as in production:
+    # one for the live broker, one that finds RabbitMQ unreachable (it backs
+    # off; the live one's poll is told to leave those rows alone).
+    relays = [
+        Proc(
+            "relay-web", [PY, "manage.py", "relay_outbox", "--grace=3600"], env(), LOGS
+        ),
+        Proc(
+            "relay-broker-down",
+            [PY, "manage.py", "relay_outbox"],
+            env(
+                CELERY_BROKER_URL=DEAD_BROKER, OUTBOX_NOTIFY_CHANNEL="bench_broker_down"
+            ),
+            LOGS,
+        ),
+    ]
     rss.watch(web.pid, "web")
     rss.watch(down.pid, "web")
     base = f"http://127.0.0.1:{web_port}/bench/register"
@@ -322,6 +341,8 @@ def bench_registration(
         web.stop()
         down.stop()
         stub.stop()
+        for relay in relays:
+            relay.stop()
     for label, total in report.registration.items():
         log(f"  {label}: {len(total['latencies'])} ok, {total['errors']} errors")
     with db_conn() as conn:
@@ -559,10 +580,11 @@ def bench_consumers(
     purge_queues()
     import pika
 
+    from portal.messaging.publisher import task_message_groups
+
     connection, channel = broker_channel()
-    per_message = _events_per_message()
-    for start in range(0, events, per_message):
-        body = json.dumps([[items[start : start + per_message]], {}, {}])
+    for group in task_message_groups(list(enumerate(items))):
+        body = json.dumps([[[envelope for _, envelope in group]], {}, {}])
         channel.basic_publish(
             "",
             "bench.bare",

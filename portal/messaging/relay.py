@@ -1,18 +1,26 @@
-"""The outbox relay: publishes every row the after-commit fast path did not.
+"""The outbox relay: publishes committed outbox rows to RabbitMQ.
 
 Run it as ``manage.py relay_outbox`` (one or more processes, on any hosts).
-Rows are taken with ``SKIP LOCKED``, so relays never publish the same row at
-the same time; a row is marked sent only after RabbitMQ confirmed it.
+On PostgreSQL it LISTENs for the NOTIFY each outbox transaction sends and
+publishes at once; it also polls, publishing every row still pending after
+the grace period (a missed notification, a relay that was down, a broker that
+was away). Rows are taken with ``SKIP LOCKED``, so relays never publish the
+same row at the same time; a row is marked sent only after RabbitMQ
+confirmed it.
 """
 
 import logging
 import signal
 import threading
+import time
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
+from psycopg import sql
 
+from .outbox import notify_mode
 from .publisher import PublishResult, publish_pending
 
 logger = logging.getLogger(__name__)
@@ -37,9 +45,11 @@ class Relay:
         self.batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
         self.stopping = threading.Event()
 
-    def run_once(self) -> PublishResult:
-        """Publish one batch of overdue rows."""
-        return publish_pending(older_than=self.grace, limit=self.batch_size)
+    def run_once(self, *, notified: bool = False) -> PublishResult:
+        """Publish one batch of overdue rows, or of every pending row after a
+        NOTIFY (in notify mode nothing else publishes them)."""
+        older_than = None if notified and notify_mode() else self.grace
+        return publish_pending(older_than=older_than, limit=self.batch_size)
 
     def drain(self) -> int:
         """Publish overdue rows until none is left or the broker fails."""
@@ -60,28 +70,102 @@ class Relay:
             self.interval,
             self.batch_size,
         )
-        while not self.stopping.is_set():
-            try:
-                result = self.run_once()
-            except Exception:
-                logger.exception("Relay pass failed (database?)")
-                result = PublishResult(failed=1, error="database")
-            finally:
-                close_old_connections()
-            if result.sent:
-                logger.info("Relayed %d event(s)", result.sent)
-            if result.failed:
-                failures += 1
-                delay = min(self.interval * 2**failures, self.max_backoff)
-                logger.warning("Relay backing off %.1fs: %s", delay, result.error)
-            else:
+        listener = _Listener(self.stopping) if notify_mode() else None
+        notified = True  # a first full pass: whatever was notified while down
+        try:
+            while not self.stopping.is_set():
+                try:
+                    result = self.run_once(notified=notified)
+                except Exception:
+                    logger.exception("Relay pass failed (database?)")
+                    result = PublishResult(failed=1, error="database")
+                finally:
+                    close_old_connections()
+                if result.sent:
+                    logger.info("Relayed %d event(s)", result.sent)
+                if result.failed:
+                    failures += 1
+                    delay = min(self.interval * 2**failures, self.max_backoff)
+                    logger.warning("Relay backing off %.1fs: %s", delay, result.error)
+                    self.stopping.wait(delay)
+                    notified = True  # rows notified meanwhile are still due
+                    continue
                 failures = 0
                 if result.sent >= self.batch_size:
                     continue  # more is waiting: go again at once
-                delay = self.interval
-            self.stopping.wait(delay)
+                if listener is not None:
+                    notified = listener.wait(self.interval)
+                else:
+                    self.stopping.wait(self.interval)
+        finally:
+            if listener is not None:
+                listener.close()
         logger.info("Relay stopped")
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self.stopping.set())
+
+
+class _Listener:
+    """A connection of its own that LISTENs for the outbox's NOTIFY.
+
+    ``wait`` returns True as soon as a notification arrives (or one came in
+    while the relay was publishing), False after ``timeout`` without one. A
+    lost connection is reopened on the next wait, which then returns True at
+    once (what was notified meanwhile is lost, so the relay looks at every
+    pending row); until then the relay polls.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self._wrapper = None
+
+    def wait(self, timeout: float) -> bool:
+        started = time.monotonic()
+        try:
+            if self._wrapper is None:
+                self._connect()
+                # Notifications sent while nobody listened are lost: look now.
+                return True
+            conn = self._wrapper.connection
+            deadline = started + timeout
+            # In slices, so that stopping the relay is never far away.
+            while not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if any(
+                    True for _ in conn.notifies(timeout=min(left, 1.0), stop_after=1)
+                ):
+                    return True
+            return False
+        except (DatabaseError, psycopg.Error) as exc:
+            logger.warning("Relay LISTEN connection lost (%s); polling", exc)
+            self.close()
+            # Wait out the rest of the interval before polling again.
+            self._stopping.wait(max(0.0, timeout - (time.monotonic() - started)))
+            return False
+
+    def _connect(self) -> None:
+        wrapper = connections.create_connection("default")
+        try:
+            wrapper.ensure_connection()
+            wrapper.connection.autocommit = True
+            wrapper.connection.execute(
+                sql.SQL("LISTEN {}").format(
+                    sql.Identifier(settings.OUTBOX_NOTIFY_CHANNEL)
+                )
+            )
+        except BaseException:
+            wrapper.close()
+            raise
+        self._wrapper = wrapper
+
+    def close(self) -> None:
+        if self._wrapper is not None:
+            try:
+                self._wrapper.close()
+            except Exception:  # noqa: BLE001 - it is being dropped anyway
+                logger.debug("Closing the LISTEN connection failed", exc_info=True)
+            self._wrapper = None

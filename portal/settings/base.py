@@ -185,10 +185,18 @@ CELERY_BROKER_HEARTBEAT = 30
 
 PORTAL_EVENT_SOURCE = env.str("PORTAL_EVENT_SOURCE", default="/portal")
 
-# How the outbox's after-commit fast path publishes: "thread" (a background
-# publisher, the request never waits), "inline" (in the committing thread,
-# for workers and scripts) or "off" (the relay alone).
-OUTBOX_PUBLISH_MODE = env.str("OUTBOX_PUBLISH_MODE", default="thread")
+# How an event leaves the outbox right after its commit: "notify" (the
+# transaction NOTIFYs the relay, which publishes at once: web processes never
+# talk to RabbitMQ; PostgreSQL only, and the default there), "thread" (a
+# background publisher in the committing process; the default elsewhere),
+# "inline" (in the committing thread, for scripts) or "off" (the relay's poll
+# alone).
+_ON_POSTGRESQL = DATABASES["default"]["ENGINE"].endswith("postgresql")
+OUTBOX_PUBLISH_MODE = env.str(
+    "OUTBOX_PUBLISH_MODE", default="notify" if _ON_POSTGRESQL else "thread"
+)
+# The channel the outbox NOTIFYs and the relay LISTENs on.
+OUTBOX_NOTIFY_CHANNEL = env.str("OUTBOX_NOTIFY_CHANNEL", default="portal_outbox")
 # Rows still pending after this long are the relay's to publish.
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=3.0)
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0)

@@ -1,0 +1,106 @@
+"""Notify mode: the outbox transaction NOTIFYs, the relay LISTENs and publishes.
+
+Web processes then never talk to RabbitMQ. The relay below runs with a grace
+period and a poll interval far longer than the waits here, so only the
+notification can explain a prompt publish.
+"""
+
+import threading
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from portal.messaging.models import OutboxMessage
+from portal.messaging.relay import Relay
+from tests.helpers import wait_for
+from tests.messaging.test_relay import (  # noqa: F401 - private_queue is a fixture
+    drain_event_ids,
+    emit_renames,
+    private_queue,
+)
+
+pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
+
+CHANNEL = "portal_outbox_test"
+
+
+@pytest.fixture(autouse=True)
+def notify_mode(settings):
+    settings.OUTBOX_PUBLISH_MODE = "notify"
+    settings.OUTBOX_NOTIFY_CHANNEL = CHANNEL
+
+
+def _listeners() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+            [f'LISTEN "{CHANNEL}"'],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def start_relay():
+    """Start a relay thread that leaves rows younger than a minute to the
+    notification (its poll publishes only older ones)."""
+    started = []
+
+    def start(interval: float) -> Relay:
+        relay = Relay(grace=60, interval=interval)
+
+        def run() -> None:
+            try:
+                relay.run_forever()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        started.append((relay, thread))
+        wait_for(lambda: _listeners() == 1, what="the relay to LISTEN")
+        return relay
+
+    yield start
+    for relay, thread in started:
+        relay.stopping.set()
+        thread.join(timeout=40)
+
+
+def _pending() -> int:
+    return OutboxMessage.objects.filter(status="pending").count()
+
+
+def test_the_commit_notifies_and_a_rollback_does_not():
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{CHANNEL}"')
+        with transaction.atomic():
+            emit_renames(2)
+            transaction.set_rollback(True)
+        assert list(listener.notifies(timeout=0.5)) == []
+        emit_renames(3)
+        # One transaction, one notification, whatever it emitted.
+        assert len(list(listener.notifies(timeout=0.5))) == 1
+
+
+def test_the_relay_publishes_as_soon_as_the_commit_lands(start_relay, broker):
+    start_relay(interval=30)
+    expected = emit_renames(5)
+    wait_for(lambda: _pending() == 0, timeout=10, what="the notified rows sent")
+    assert sorted(drain_event_ids(broker)) == sorted(expected)
+
+
+def test_the_relay_listens_again_after_losing_its_connection(start_relay, broker):
+    start_relay(interval=0.5)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+            [f'LISTEN "{CHANNEL}"'],
+        )
+    expected = emit_renames(3)  # perhaps while nobody listens
+    wait_for(lambda: _pending() == 0, timeout=10, what="the rows sent")
+    wait_for(lambda: _listeners() == 1, what="the relay to LISTEN again")
+    expected += emit_renames(2)
+    wait_for(lambda: _pending() == 0, timeout=10, what="the next rows sent")
+    assert sorted(drain_event_ids(broker)) == sorted(expected)
