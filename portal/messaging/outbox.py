@@ -1,10 +1,11 @@
 """The outbox: the only way an app publishes an event.
 
-``outbox_emit`` stores a validated CloudEvent in the caller's transaction. On
-PostgreSQL the same transaction NOTIFYs the relay (``manage.py relay_outbox``),
-which LISTENs and publishes as soon as the commit lands (mode "notify");
-elsewhere the committing process's background publisher does it (mode
-"thread"). Either way the relay's poll publishes whatever that missed.
+``outbox_emit`` stores a validated CloudEvent in the caller's transaction.
+After the commit, the committing process's background thread either wakes
+the relay (``manage.py relay_outbox``, LISTENing) with a NOTIFY, and the relay
+publishes (mode "notify", the default on PostgreSQL), or publishes the row
+itself (mode "thread"). Either way the relay's poll publishes whatever that
+missed.
 """
 
 import logging
@@ -60,25 +61,15 @@ def outbox_emit(
         routing_key=envelope["type"],
         envelope=envelope,
     )
-    _publish_after_commit(message.pk)
+    transaction.on_commit(lambda: _after_commit(message.pk))
     return message
 
 
 def notify_mode() -> bool:
-    """Does the relay publish new rows on a NOTIFY from their transaction?"""
+    """Does the relay publish new rows when a committing process NOTIFYs it?"""
     return (
         settings.OUTBOX_PUBLISH_MODE == "notify" and connection.vendor == "postgresql"
     )
-
-
-def _publish_after_commit(message_id: int) -> None:
-    if notify_mode():
-        # Delivered by PostgreSQL at commit, never for a rollback, and once
-        # per transaction however many events it emits.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [settings.OUTBOX_NOTIFY_CHANNEL])
-    else:
-        transaction.on_commit(lambda: _after_commit(message_id))
 
 
 def _after_commit(message_id: int) -> None:
@@ -114,5 +105,5 @@ def outbox_accept_event(*, event: Event) -> tuple[OutboxMessage, bool]:
             },
         )
         if created:
-            _publish_after_commit(message.pk)
+            transaction.on_commit(lambda: _after_commit(message.pk))
     return message, created

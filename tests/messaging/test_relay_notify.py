@@ -1,4 +1,5 @@
-"""Notify mode: the outbox transaction NOTIFYs, the relay LISTENs and publishes.
+"""Notify mode: after an outbox commit the committing process NOTIFYs, the
+relay LISTENs and publishes.
 
 Web processes then never talk to RabbitMQ. The relay below runs with a grace
 period and a poll interval far longer than the waits here, so only the
@@ -12,6 +13,7 @@ import pytest
 from django.db import connection, transaction
 
 from portal.messaging.models import OutboxMessage
+from portal.messaging.publisher import background
 from portal.messaging.relay import Relay
 from tests.helpers import wait_for
 from tests.messaging.test_relay import (  # noqa: F401 - private_queue is a fixture
@@ -71,16 +73,17 @@ def _pending() -> int:
     return OutboxMessage.objects.filter(status="pending").count()
 
 
-def test_the_commit_notifies_and_a_rollback_does_not():
+def test_a_commit_notifies_after_it_lands_and_a_rollback_does_not():
     params = connection.get_connection_params()
     with psycopg.connect(**params, autocommit=True) as listener:
         listener.execute(f'LISTEN "{CHANNEL}"')
         with transaction.atomic():
             emit_renames(2)
             transaction.set_rollback(True)
+        background().flush()
         assert list(listener.notifies(timeout=0.5)) == []
         emit_renames(3)
-        # One transaction, one notification, whatever it emitted.
+        # Commits within OUTBOX_PUBLISH_COALESCE_MS share one NOTIFY.
         assert len(list(listener.notifies(timeout=0.5))) == 1
 
 
