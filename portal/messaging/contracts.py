@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    create_model,
 )
 
 SPECVERSION = "1.0"
@@ -203,6 +204,15 @@ def validate_event(raw: Any, *, check_nul: bool = True) -> Event:
         )
     if check_nul and (error := nul_error(raw)) is not None:
         raise error
+    typed = _TYPED_ENVELOPES.get((raw.get("type"), _raw_version(raw)))
+    if typed is not None:
+        # The usual case in one validation; any failure is explained below.
+        try:
+            envelope = typed.model_validate(raw)
+        except ValidationError:
+            pass
+        else:
+            return Event(envelope=envelope, data=envelope.data)
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
@@ -227,6 +237,29 @@ def validate_event(raw: Any, *, check_nul: bool = True) -> Event:
             tuple({**e, "loc": ["data", *e["loc"]]} for e in _errors(exc)),
         ) from None
     return Event(envelope=envelope, data=data)
+
+
+# Per (type, version): the envelope with its data's model, validated in one go.
+_TYPED_ENVELOPES: dict[tuple[str, int], type[Envelope]] = {
+    (type_, version): create_model(
+        f"{model.__name__}Envelope", __base__=Envelope, data=(model, ...)
+    )
+    for (type_, version), model in EVENT_TYPES.items()
+}
+
+
+def _raw_version(raw: Mapping[str, Any]) -> int | None:
+    """``Envelope.version`` read off the raw attributes (None when unsure)."""
+    version = raw.get("dataschemaversion")
+    if version is not None:
+        if type(version) is int:
+            return version
+        return int(version) if isinstance(version, str) and version.isdigit() else None
+    schema = raw.get("dataschema")
+    if schema is None:
+        return 1
+    match = re.search(r"v?(\d+)/?$", schema) if isinstance(schema, str) else None
+    return int(match.group(1)) if match else None
 
 
 def build_event(

@@ -3,12 +3,16 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from portal.messaging.contracts import (
+    EVENT_TYPES,
     REASON_INVALID_DATA,
     REASON_INVALID_ENVELOPE,
     REASON_UNKNOWN_TYPE,
     ContractError,
+    Envelope,
+    _raw_version,
     build_event,
     validate_event,
 )
@@ -85,3 +89,62 @@ def test_a_nul_character_is_refused_anywhere_in_the_event():
     with pytest.raises(ContractError) as envelope_error:
         validate_event(make_envelope(source="/x\x00"))
     assert envelope_error.value.reason == REASON_INVALID_ENVELOPE
+
+
+@pytest.mark.parametrize(
+    ("attributes", "version"),
+    [
+        ({}, 1),
+        ({"dataschemaversion": 1}, 1),
+        ({"dataschemaversion": "1"}, 1),
+        ({"dataschemaversion": 2}, 2),
+        ({"dataschemaversion": "v1"}, None),
+        ({"dataschemaversion": True}, None),
+        ({"dataschema": "https://example.com/schemas/employee/v3/"}, 3),
+        ({"dataschema": "https://example.com/schemas/employee"}, None),
+        ({"dataschemaversion": "1", "dataschema": "https://x/v2"}, 1),
+    ],
+)
+def test_the_version_read_off_raw_attributes_is_the_envelopes(attributes, version):
+    """The one-pass validation picks its model by the version read off the raw
+    event: it must be what the validated envelope says, or none at all."""
+    raw = {**make_envelope(), **attributes}
+    assert _raw_version(raw) == version
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError:
+        return  # refused by the envelope: the slow path explains why
+    if version is not None:
+        assert envelope.version == version
+
+
+def test_the_one_pass_validation_gives_the_same_event_for_every_type():
+    team = {"team_id": 2, "team": "T", "employee_id": 1, "full_name": "A"}
+    samples = {
+        "employee.registered": make_envelope()["data"],
+        "employee.position_changed": {
+            "employee_id": 1,
+            "full_name": "Anna",
+            "old_position": "A",
+            "new_position": "B",
+        },
+        "team.member_joined": team,
+        "team.member_left": team,
+        "department.renamed": {"department_id": 3, "old_name": "X", "new_name": "Y"},
+        "thanks.sent": {
+            "from_employee_id": 1,
+            "from_name": "A",
+            "to_employee_id": 2,
+            "to_name": "B",
+            "message": "Thanks!",
+        },
+    }
+    assert set(samples) == {type_ for type_, _ in EVENT_TYPES}
+    for type_, data in samples.items():
+        raw = make_envelope(type=type_, data={**data, "extra": "ignored"})
+        event = validate_event(raw)
+        model = EVENT_TYPES[(type_, 1)]
+        assert isinstance(event.data, model)
+        assert event.data == model.model_validate(raw["data"])
+        assert event.as_json()["data"] == data
+        assert event.envelope.id == raw["id"]
