@@ -304,14 +304,14 @@ class BackgroundPublisher:
                 # relay's grace period.
                 atexit.register(self.flush, timeout=self.flush_at_exit_seconds)
 
-    def _take_batch(self) -> list[int]:
+    def _take_batch(self, first: int) -> list[int]:
         """The next ids to publish: what arrives within the coalescing window.
 
         The window (``OUTBOX_PUBLISH_COALESCE_MS``) starts with the first id,
         so a lone commit waits at most that long, and concurrent commits
         share one select, one confirmed message and one update.
         """
-        ids = [self._queue.get()]
+        ids = [first]
         limit = settings.OUTBOX_RELAY_BATCH_SIZE
         deadline = time.monotonic() + settings.OUTBOX_PUBLISH_COALESCE_MS / 1000
         while len(ids) < limit:
@@ -333,22 +333,46 @@ class BackgroundPublisher:
         from .outbox import notify_mode
 
         while True:
-            ids = self._take_batch()
+            first = self._queue.get()
+            # The mode as it is now, not as it was when the wait began.
+            if notify_mode():
+                self._notify_once(first)
+            else:
+                self._publish_once(first)
+
+    def _publish_once(self, first: int) -> None:
+        ids = self._take_batch(first)
+        try:
+            if time.monotonic() < self._paused_until:
+                return  # the broker just failed; the relay will retry
+            result = publish_pending(ids=ids)
+            if result.failed:
+                self._paused_until = time.monotonic() + self.pause_after_failure
+        except Exception:
+            logger.exception("Background publish failed; rows left to the relay")
+        finally:
+            close_old_connections()
+            for _ in ids:
+                self._queue.task_done()
+
+    def _notify_once(self, first: int) -> None:
+        """Wake the relay at once, then at most once per coalescing window: a
+        lone commit waits for nothing, a burst costs one NOTIFY per window."""
+        ids = [first]
+        while True:
             try:
-                if notify_mode():
-                    notify_relay()
-                    continue
-                if time.monotonic() < self._paused_until:
-                    continue  # the broker just failed; the relay will retry
-                result = publish_pending(ids=ids)
-                if result.failed:
-                    self._paused_until = time.monotonic() + self.pause_after_failure
-            except Exception:
-                logger.exception("Background publish failed; rows left to the relay")
-            finally:
-                close_old_connections()
-                for _ in ids:
-                    self._queue.task_done()
+                ids.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            notify_relay()
+        except Exception:
+            logger.exception("Waking the relay failed; its poll will find the rows")
+        finally:
+            close_old_connections()
+            for _ in ids:
+                self._queue.task_done()
+        time.sleep(settings.OUTBOX_PUBLISH_COALESCE_MS / 1000)
 
 
 def notify_relay() -> None:

@@ -7,6 +7,7 @@ notification can explain a prompt publish.
 """
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -83,8 +84,22 @@ def test_a_commit_notifies_after_it_lands_and_a_rollback_does_not():
         background().flush()
         assert list(listener.notifies(timeout=0.5)) == []
         emit_renames(3)
-        # Commits within OUTBOX_PUBLISH_COALESCE_MS share one NOTIFY.
-        assert len(list(listener.notifies(timeout=0.5))) == 1
+        assert len(list(listener.notifies(timeout=0.5))) >= 1
+
+
+def test_a_burst_of_commits_costs_a_notify_per_window_not_per_commit(settings):
+    settings.OUTBOX_PUBLISH_COALESCE_MS = 20
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{CHANNEL}"')
+        started = time.monotonic()
+        for _ in range(60):
+            emit_renames(1)  # a transaction each
+        background().flush()
+        windows = (time.monotonic() - started) / 0.020
+        notified = len(list(listener.notifies(timeout=0.5)))
+    # The first at once, then at most one per 20 ms window.
+    assert 1 <= notified <= windows + 2
 
 
 def test_the_relay_publishes_as_soon_as_the_commit_lands(start_relay, broker):
