@@ -351,9 +351,7 @@ class BackgroundPublisher:
         except Exception:
             logger.exception("Background publish failed; rows left to the relay")
         finally:
-            close_old_connections()
-            for _ in ids:
-                self._queue.task_done()
+            self._done(ids)
 
     def _notify_once(self, first: int) -> None:
         """Wake the relay at once, then at most once per coalescing window: a
@@ -369,10 +367,13 @@ class BackgroundPublisher:
         except Exception:
             logger.exception("Waking the relay failed; its poll will find the rows")
         finally:
-            close_old_connections()
-            for _ in ids:
-                self._queue.task_done()
+            self._done(ids)
         time.sleep(settings.OUTBOX_PUBLISH_COALESCE_MS / 1000)
+
+    def _done(self, ids: list[int]) -> None:
+        close_old_connections()
+        for _ in ids:
+            self._queue.task_done()
 
 
 def notify_relay() -> None:
