@@ -4,10 +4,13 @@ registrar service → outbox (same transaction) → after-commit publish or rela
 → RabbitMQ quorum queue ``feed`` → ``feed.apply_events`` in a worker → feed.
 """
 
+import subprocess
+import sys
 import time
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import Client
 from kombu import Exchange, Producer
 
@@ -24,6 +27,7 @@ from registrar.services import (
     employee_move_to_team,
     employee_register,
 )
+from tests.conftest import worker_env
 from tests.factories import DepartmentFactory, EmployeeFactory, TeamFactory
 from tests.helpers import make_envelope, queue_depth, wait_for
 
@@ -109,6 +113,53 @@ def test_registration_through_the_web_form_reaches_the_feed(pipeline, settings):
     assert wait_for_feed(1) == [
         "Olga Smirnova joined the company as Account Manager in Sales"
     ]
+
+
+def test_in_notify_mode_the_relay_process_publishes_what_the_web_commits(
+    pipeline, settings, tmp_path
+):
+    """The default on PostgreSQL: the request thread only commits; the
+    process's background thread NOTIFYs and a separate `relay_outbox`
+    process, LISTENing, publishes. Its poll would wait a minute (grace), so
+    only the notification explains a prompt feed event."""
+    settings.OUTBOX_PUBLISH_MODE = "notify"
+    settings.OUTBOX_NOTIFY_CHANNEL = "portal_outbox_e2e"
+    env = worker_env(
+        OUTBOX_PUBLISH_MODE="notify", OUTBOX_NOTIFY_CHANNEL="portal_outbox_e2e"
+    )
+    log = (tmp_path / "relay.log").open("wb")
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "relay_outbox", "--grace=60", "--interval=30"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def listening():
+            """the relay process LISTENs"""
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+                    ['LISTEN "portal_outbox_e2e"'],
+                )
+                return cursor.fetchone()[0] == 1
+
+        wait_for(listening, timeout=30)
+        employee_register(
+            full_name="Nora Notify",
+            email="nora@example.com",
+            position="Engineer",
+            department=DepartmentFactory(name="Ops"),
+        )
+        assert wait_for_feed(1, timeout=15) == [
+            "Nora Notify joined the company as Engineer in Ops"
+        ]
+        assert OutboxMessage.objects.get().status == "sent"
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
+        log.close()
 
 
 def test_the_same_envelope_delivered_three_times_makes_one_feed_event(
