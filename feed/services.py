@@ -101,40 +101,43 @@ def feed_events_apply(
     """
     envelopes = list(envelopes)
     origins = list(origins) if origins is not None else [{}] * len(envelopes)
-    dead: list[DeadLetter] = list(dead_letters)
-    duplicates = [0]
-    rows = _valid_rows(zip(envelopes, origins, strict=True), dead, duplicates)
-    created, stored = _feed_events_insert(_chunks(rows), dead)
-    if dead:
-        dead_letters_store(dead)
+    batch = _Batch(dead=list(dead_letters))
+    rows = batch.valid_rows(zip(envelopes, origins, strict=True))
+    created, stored = _feed_events_insert(_chunks(rows), batch.dead)
+    if batch.dead:
+        dead_letters_store(batch.dead)
     return ApplyResult(
         created=created,
-        duplicates=duplicates[0] + stored - created,
-        dead_lettered=len(dead),
+        duplicates=batch.repeats + stored - created,
+        dead_lettered=len(batch.dead),
     )
 
 
-def _valid_rows(
-    items: Iterable[tuple[Any, Mapping[str, Any]]],
-    dead: list[DeadLetter],
-    duplicates: list[int],
-) -> Iterator[_Row]:
-    """The feed rows of the valid events, lazily (so validation overlaps the
-    inserts); the others go to ``dead``, repeats within the batch are counted
-    in ``duplicates[0]``."""
-    seen: set[tuple[str, str]] = set()
-    for raw, origin in items:
-        try:
-            event = validate_event(raw, check_nul=False)
-        except ContractError as error:
-            dead.append(_dead_letter(raw, error, origin))
-            continue
-        key = (event.envelope.source, event.envelope.id)
-        if key in seen:
-            duplicates[0] += 1
-            continue
-        seen.add(key)
-        yield _Row(_feed_event(event), raw, origin)
+@dataclass
+class _Batch:
+    """What validating a batch sets aside: dead letters, repeats within it."""
+
+    dead: list[DeadLetter]
+    repeats: int = 0
+
+    def valid_rows(
+        self, items: Iterable[tuple[Any, Mapping[str, Any]]]
+    ) -> Iterator[_Row]:
+        """The feed rows of the valid events, lazily, so that validating the
+        next chunk overlaps inserting the previous one."""
+        seen: set[tuple[str, str]] = set()
+        for raw, origin in items:
+            try:
+                event = validate_event(raw, check_nul=False)
+            except ContractError as error:
+                self.dead.append(_dead_letter(raw, error, origin))
+                continue
+            key = (event.envelope.source, event.envelope.id)
+            if key in seen:
+                self.repeats += 1
+                continue
+            seen.add(key)
+            yield _Row(_feed_event(event), raw, origin)
 
 
 def _dead_letter(raw: Any, error: ContractError, origin: Mapping[str, Any]):
