@@ -204,8 +204,9 @@ OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", defau
 # UPDATE round trips (bench: 2000 rows and 500 events a message doubled the
 # relay's rate and raised the consumer's by half over 500 and 100).
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
-# The background publisher gathers the commits of this many milliseconds
-# into one publish (a lone commit waits at most this long).
+# Mode "thread": the background publisher gathers the commits of this many
+# milliseconds into one publish (a lone commit waits at most this long).
+# Mode "notify": it NOTIFYs at once, then at most once per this many ms.
 OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0)
 # Events packed into one task message by the relay, within three quarters of
 # FEED_TASK_MAX_BYTES of JSON whatever the count.
