@@ -2,25 +2,33 @@
 
 One registry serves both ends: the outbox refuses to store an event that does
 not validate, and the feed validates every event it receives again.
+
+The contract also refuses what the database could not store (time offsets
+beyond any real zone, times outside a window, integers beyond 64 bits, NUL
+and unpaired surrogates, deep nesting, unbounded extension attributes), so
+such an event is refused at the door with a precise reason instead of failing
+a consumer's whole batch later.
 """
 
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
+from django.conf import settings
 from django.utils import timezone
 from pydantic import (
-    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
     StrictStr,
     ValidationError,
     create_model,
+    model_validator,
 )
 
 SPECVERSION = "1.0"
@@ -35,6 +43,10 @@ REASON_INVALID_DATA = "invalid data"
 Name = StrictStr
 NonEmpty = Field(min_length=1, max_length=300)
 
+# Ids fit a signed 64-bit column (bigint).
+MAX_ID = 2**63 - 1
+Id = Annotated[StrictInt, Field(ge=-MAX_ID - 1, le=MAX_ID)]
+
 
 class _Data(BaseModel):
     # Strict: "42" is not an employee id. Unknown extra keys are tolerated so a
@@ -43,7 +55,7 @@ class _Data(BaseModel):
 
 
 class EmployeeRegisteredV1(_Data):
-    employee_id: StrictInt
+    employee_id: Id
     full_name: StrictStr = NonEmpty
     position: StrictStr = NonEmpty
     department: StrictStr = NonEmpty
@@ -51,29 +63,29 @@ class EmployeeRegisteredV1(_Data):
 
 
 class EmployeePositionChangedV1(_Data):
-    employee_id: StrictInt
+    employee_id: Id
     full_name: StrictStr = NonEmpty
     old_position: StrictStr = NonEmpty
     new_position: StrictStr = NonEmpty
 
 
 class TeamMembershipV1(_Data):
-    team_id: StrictInt
+    team_id: Id
     team: StrictStr = NonEmpty
-    employee_id: StrictInt
+    employee_id: Id
     full_name: StrictStr = NonEmpty
 
 
 class DepartmentRenamedV1(_Data):
-    department_id: StrictInt
+    department_id: Id
     old_name: StrictStr = NonEmpty
     new_name: StrictStr = NonEmpty
 
 
 class ThanksSentV1(_Data):
-    from_employee_id: StrictInt
+    from_employee_id: Id
     from_name: StrictStr = NonEmpty
-    to_employee_id: StrictInt
+    to_employee_id: Id
     to_name: StrictStr = NonEmpty
     message: StrictStr = Field(min_length=1, max_length=500)
 
@@ -88,6 +100,88 @@ EVENT_TYPES: dict[tuple[str, int], type[_Data]] = {
 }
 
 
+# RFC 3339 date-time (section 5.6), with the offset it requires.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+# Real time zones lie between -12:00 and +14:00; PostgreSQL refuses ±16:00.
+MAX_TIME_OFFSET = timedelta(hours=14)
+
+
+def _event_time(value: Any) -> datetime:
+    """An RFC 3339 string with a real zone offset, inside the accepted window
+    (``EVENT_TIME_EARLIEST`` … now + ``EVENT_TIME_MAX_FUTURE_SECONDS``)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 timestamp string with an offset, "
+            "e.g. 2024-06-01T12:00:00Z"
+        )
+    text = value.upper()
+    if len(text) > 26 and "." in text:
+        # Python keeps microseconds: cut finer fractions instead of failing.
+        head, _, rest = text.partition(".")
+        digits = re.match(r"\d+", rest).group()  # type: ignore[union-attr]
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "must be an RFC 3339 timestamp string with an offset, "
+            "e.g. 2024-06-01T12:00:00Z (no such date or time)"
+        ) from None
+    offset = moment.utcoffset() or timedelta(0)
+    if abs(offset) > MAX_TIME_OFFSET:
+        raise ValueError("time zone offset beyond ±14:00, which no time zone uses")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of dates") from None
+    earliest = settings.EVENT_TIME_EARLIEST
+    if utc < earliest:
+        raise ValueError(f"is before {earliest.isoformat().replace('+00:00', 'Z')}")
+    ahead = settings.EVENT_TIME_MAX_FUTURE_SECONDS
+    if utc > timezone.now() + timedelta(seconds=ahead):
+        raise ValueError(f"is more than {ahead:g} s in the future")
+    return moment
+
+
+# Checked and parsed before pydantic's own datetime validation, which then
+# takes the datetime as it is.
+EventTime = Annotated[datetime, BeforeValidator(_event_time)]
+
+# CloudEvents extension attributes: lower-case letters and digits, at most 20
+# characters; values are strings, 32-bit integers or booleans.
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}", re.ASCII)
+MAX_EXTENSION_LENGTH = 2048
+_INT32 = range(-(2**31), 2**31)
+
+
+def _extension_errors(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    errors = []
+    for name, value in extra.items():
+        if not _EXTENSION_NAME.fullmatch(name):
+            errors.append(
+                (
+                    name,
+                    "extension attribute names are 1-20 lower-case letters or digits",
+                )
+            )
+        elif value is None or isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if value not in _INT32:
+                errors.append((name, "integer attributes must fit 32 bits"))
+        elif isinstance(value, str):
+            if len(value) > MAX_EXTENSION_LENGTH:
+                errors.append((name, f"at most {MAX_EXTENSION_LENGTH} characters"))
+        else:
+            errors.append(
+                (name, "extension attributes are strings, integers or booleans")
+            )
+    return errors
+
+
 class Envelope(BaseModel):
     """CloudEvents 1.0 attributes, structured mode. Extensions are kept."""
 
@@ -95,9 +189,11 @@ class Envelope(BaseModel):
 
     specversion: Literal["1.0"]
     id: StrictStr = Field(min_length=1, max_length=200)
-    source: StrictStr = Field(min_length=1, max_length=200)
+    source: StrictStr = Field(
+        min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$"
+    )
     type: StrictStr = Field(min_length=1, max_length=100)
-    time: AwareDatetime
+    time: EventTime
     datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
     dataschemaversion: StrictInt | StrictStr | None = None
     dataschema: StrictStr | None = None
@@ -106,19 +202,65 @@ class Envelope(BaseModel):
     )
     data: dict[str, Any]
 
+    @model_validator(mode="after")
+    def _extensions_and_source(self) -> "Envelope":
+        if _has_dot_segment(self.source):
+            raise _AttributeError("source", "must not hold '.' or '..' path segments")
+        for name, message in _extension_errors(self.__pydantic_extra__ or {}):
+            raise _AttributeError(name, message)
+        return self
+
     @property
     def version(self) -> int | None:
         """The schema version of ``data``: 1 when neither attribute says."""
-        if self.dataschemaversion is not None:
-            value = str(self.dataschemaversion)
-            return int(value) if value.isdigit() else None
-        if self.dataschema:
-            match = re.search(r"v?(\d+)/?$", self.dataschema)
-            return int(match.group(1)) if match else None
+        return _version_of(self.dataschemaversion, self.dataschema)
+
+
+class _AttributeError(ValueError):
+    """A rule of one attribute broken, found after field validation."""
+
+    def __init__(self, attribute: str, message: str) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+        self.message = message
+
+
+def _has_dot_segment(source: str) -> bool:
+    """Does ``source`` hold a ``.`` or ``..`` path segment (also %-encoded)?
+
+    Such a source names the same service as another spelling of it, so a
+    source-prefix check could be walked around with it.
+    """
+    from urllib.parse import unquote
+
+    for text in {source, unquote(source)}:
+        path = text.split("?", 1)[0].split("#", 1)[0]
+        if any(part in {".", ".."} for part in re.split(r"[/\\]", path)):
+            return True
+    return False
+
+
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+def _version_of(dataschemaversion: Any, dataschema: Any) -> int | None:
+    """The schema version ``dataschemaversion`` or ``dataschema`` names (1 when
+    neither is given; None when it is not plain ASCII digits)."""
+    if dataschemaversion is not None:
+        if type(dataschemaversion) is int:
+            return dataschemaversion
+        if isinstance(dataschemaversion, str) and _DIGITS.fullmatch(dataschemaversion):
+            return int(dataschemaversion)
+        return None
+    if dataschema is None:
         return 1
+    if not isinstance(dataschema, str):
+        return None
+    match = re.search(r"v?([0-9]+)/?$", dataschema)
+    return int(match.group(1)) if match else None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ContractError(Exception):
     """An event that can never be processed, with why."""
 
@@ -148,53 +290,77 @@ class Event:
 
 
 def _errors(exc: ValidationError) -> tuple[dict[str, Any], ...]:
-    return tuple(
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(
-            include_url=False, include_context=False, include_input=False
-        )
-    )
+    errors = []
+    for e in exc.errors(include_url=False, include_input=False):
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, _AttributeError):
+            errors.append(
+                {"loc": [cause.attribute], "msg": cause.message, "type": e["type"]}
+            )
+        else:
+            errors.append({"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]})
+    return tuple(errors)
 
 
-def _find_nul(value: Any, path: list[Any]) -> list[Any] | None:
-    """The path to the first string (or key) holding U+0000, if any."""
+# Deeper than this, a document is refused (an event is two or three deep).
+MAX_DEPTH = 32
+# U+0000 and unpaired surrogates: valid in a JSON string, not in PostgreSQL.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_text(text: str) -> str | None:
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return None
+    if match.group() == "\x00":
+        return "the NUL character (U+0000) is not allowed"
+    return "unpaired surrogates (U+D800-U+DFFF) are not allowed"
+
+
+def _find_unstorable(value: Any, path: list[Any]) -> tuple[list[Any], str] | None:
+    """The path to, and the reason for, the first part of ``value`` the
+    database could not store: a string (or key) holding U+0000 or an unpaired
+    surrogate, or nesting deeper than ``MAX_DEPTH``."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                return [*path, key]
-            found = _find_nul(item, [*path, key])
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = _find_nul(item, [*path, index])
-            if found is not None:
-                return found
+        problem = _unstorable_text(value)
+        return (path, problem) if problem else None
+    if not isinstance(value, Mapping | list | tuple):
+        return None
+    if len(path) >= MAX_DEPTH:
+        return path, f"nested more than {MAX_DEPTH} levels deep"
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    for key, item in items:
+        if isinstance(key, str) and (problem := _unstorable_text(key)):
+            return [*path, key], problem
+        found = _find_unstorable(item, [*path, key])
+        if found is not None:
+            return found
     return None
 
 
-def nul_error(raw: Any) -> ContractError | None:
-    """Why ``raw`` cannot be stored if a string in it holds U+0000, else None.
+def unstorable_error(raw: Any) -> ContractError | None:
+    """Why ``raw`` cannot be stored, else None: U+0000 or an unpaired
+    surrogate in a string, or nesting deeper than ``MAX_DEPTH``.
 
-    PostgreSQL cannot store U+0000 in text or jsonb: an event holding it is
-    refused up front rather than failing a whole batch's transaction later.
+    PostgreSQL cannot store either character in text or jsonb, and deep
+    nesting exhausts recursion somewhere on the way: such an event is refused
+    up front rather than failing a whole batch's transaction later.
     """
-    nul = _find_nul(raw, [])
-    if nul is None:
+    found = _find_unstorable(raw, [])
+    if found is None:
         return None
+    path, problem = found
     return ContractError(
-        REASON_INVALID_DATA if nul[:1] == ["data"] else REASON_INVALID_ENVELOPE,
-        ({"loc": nul, "msg": "the NUL character (U+0000) is not allowed"},),
+        REASON_INVALID_DATA if path[:1] == ["data"] else REASON_INVALID_ENVELOPE,
+        ({"loc": path, "msg": problem},),
     )
 
 
-def validate_event(raw: Any, *, check_nul: bool = True) -> Event:
+def validate_event(raw: Any, *, check_storable: bool = True) -> Event:
     """Validate a decoded CloudEvent; raise ``ContractError`` if it never can be.
 
-    ``check_nul=False`` leaves out the walk over every string looking for
-    U+0000 (``nul_error``), for a caller that checks what it stores in one
+    ``check_storable=False`` leaves out the walk over every string and level
+    (``unstorable_error``), for a caller that checks what it stores in one
     pass instead (the feed checks its serialized rows).
     """
     if not isinstance(raw, Mapping):
@@ -202,7 +368,7 @@ def validate_event(raw: Any, *, check_nul: bool = True) -> Event:
             REASON_INVALID_ENVELOPE,
             ({"loc": [], "msg": "event must be a JSON object"},),
         )
-    if check_nul and (error := nul_error(raw)) is not None:
+    if check_storable and (error := unstorable_error(raw)) is not None:
         raise error
     typed = _TYPED_ENVELOPES.get((raw.get("type"), _raw_version(raw)))
     if typed is not None:
@@ -242,7 +408,11 @@ def validate_event(raw: Any, *, check_nul: bool = True) -> Event:
 # Per (type, version): the envelope with its data's model, validated in one go.
 _TYPED_ENVELOPES: dict[tuple[str, int], type[Envelope]] = {
     (type_, version): create_model(
-        f"{model.__name__}Envelope", __base__=Envelope, data=(model, ...)
+        # A name per type: two types may share a data model.
+        "".join(part.title() for part in re.split(r"[._]", type_))
+        + f"V{version}Envelope",
+        __base__=Envelope,
+        data=(model, ...),
     )
     for (type_, version), model in EVENT_TYPES.items()
 }
@@ -250,16 +420,7 @@ _TYPED_ENVELOPES: dict[tuple[str, int], type[Envelope]] = {
 
 def _raw_version(raw: Mapping[str, Any]) -> int | None:
     """``Envelope.version`` read off the raw attributes (None when unsure)."""
-    version = raw.get("dataschemaversion")
-    if version is not None:
-        if type(version) is int:
-            return version
-        return int(version) if isinstance(version, str) and version.isdigit() else None
-    schema = raw.get("dataschema")
-    if schema is None:
-        return 1
-    match = re.search(r"v?(\d+)/?$", schema) if isinstance(schema, str) else None
-    return int(match.group(1)) if match else None
+    return _version_of(raw.get("dataschemaversion"), raw.get("dataschema"))
 
 
 def build_event(

@@ -5,9 +5,11 @@ an SQLite file and kombu's ``filesystem://`` transport under ``./var/``. Set
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` to run on PostgreSQL and RabbitMQ.
 """
 
+from datetime import datetime
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -125,7 +127,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -184,6 +186,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_HEARTBEAT = 30
 
 PORTAL_EVENT_SOURCE = env.str("PORTAL_EVENT_SOURCE", default="/portal")
+# The window an event's `time` must fall in: not before EVENT_TIME_EARLIEST
+# (an RFC 3339 date-time) and not more than this many seconds ahead of now.
+EVENT_TIME_EARLIEST = datetime.fromisoformat(
+    env.str("EVENT_TIME_EARLIEST", default="2000-01-01T00:00:00+00:00")
+)
+if EVENT_TIME_EARLIEST.tzinfo is None:
+    raise ImproperlyConfigured("EVENT_TIME_EARLIEST needs an offset, e.g. +00:00")
+EVENT_TIME_MAX_FUTURE_SECONDS = env.float("EVENT_TIME_MAX_FUTURE_SECONDS", default=300)
 
 # How an event leaves the outbox right after its commit: "notify" (the
 # transaction NOTIFYs the relay, which publishes at once: web processes never

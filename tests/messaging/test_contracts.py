@@ -148,3 +148,16 @@ def test_the_one_pass_validation_gives_the_same_event_for_every_type():
         assert event.data == model.model_validate(raw["data"])
         assert event.as_json()["data"] == data
         assert event.envelope.id == raw["id"]
+
+
+def test_a_contract_error_passes_through_generator_context_managers():
+    """contextlib sets ``__traceback__`` on what passes through it: the
+    error must allow that."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def around():
+        yield
+
+    with pytest.raises(ContractError), around():
+        validate_event(make_envelope(type="employee.fired"))
