@@ -4,7 +4,7 @@ import functools
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +16,17 @@ from django.db.models import Count
 from django.utils import timezone
 
 from portal.messaging import topology
+from portal.messaging.batches import batch_apply
 from portal.messaging.contracts import (
     ContractError,
     Event,
-    nul_error,
+    unstorable_error,
     validate_event,
 )
 from portal.messaging.deadletters import (
+    REASON_DATABASE_REFUSED,
     dead_letter_for_contract_error,
+    dead_letter_for_event,
     dead_letters_store,
 )
 from portal.messaging.models import DeadLetter
@@ -74,7 +77,6 @@ class _Row:
     origin: Mapping[str, Any]
 
 
-@transaction.atomic
 def feed_events_apply(
     *,
     envelopes: Iterable[Any],
@@ -86,13 +88,15 @@ def feed_events_apply(
     Idempotent: an event whose (source, id) is already on the feed, or appears
     twice in ``envelopes``, is skipped. An event that can never be applied is
     stored as a ``DeadLetter`` with its reason instead, without failing the
-    others; ``origins`` (one mapping per envelope: exchange, routing key,
-    headers…) says where each came from, so that record can be requeued there.
-    By default an event came from the feed task queue. ``dead_letters`` are
-    stored in the same transaction (a consumer's undecodable messages), so a
-    consumer acks everything it read once this returns. Database errors
-    propagate (the caller retries the whole batch, which is safe because of
-    the idempotency).
+    others: one that fails its contract, and one the database refuses for a
+    reason the contract did not foresee (``batch_apply`` isolates it; reason
+    "refused by database"). ``origins`` (one mapping per envelope: exchange,
+    routing key, headers…) says where each came from, so that record can be
+    requeued there. By default an event came from the feed task queue.
+    ``dead_letters`` are stored in the same transaction (a consumer's
+    undecodable messages), so a consumer acks everything it read once this
+    returns. Transient database errors propagate (the caller retries the
+    whole batch, which is safe because of the idempotency).
 
     The events are validated and inserted ``FEED_INSERT_CHUNK`` at a time; on
     PostgreSQL each chunk's insert is sent without waiting for the previous
@@ -101,8 +105,45 @@ def feed_events_apply(
     """
     envelopes = list(envelopes)
     origins = list(origins) if origins is not None else [{}] * len(envelopes)
-    batch = _Batch(dead=list(dead_letters))
-    rows = batch.valid_rows(zip(envelopes, origins, strict=True))
+    dead_letters = list(dead_letters)
+    refused: list[DeadLetter] = []
+
+    def refuse(item: tuple[Any, Mapping[str, Any]], exc: Exception) -> None:
+        raw, origin = item
+        refused.append(
+            dead_letter_for_event(
+                raw,
+                reason=REASON_DATABASE_REFUSED,
+                error=f"{type(exc).__name__}: {exc}"[:8000],
+                **{**_task_origin(), **origin},
+            )
+        )
+
+    def store_dead_letters() -> None:
+        if dead_letters or refused:
+            dead_letters_store([*dead_letters, *refused])
+
+    results = batch_apply(
+        list(zip(envelopes, origins, strict=True)),
+        apply=_feed_events_apply_part,
+        refuse=refuse,
+        finish=store_dead_letters,
+    )
+    return ApplyResult(
+        created=sum(r.created for r in results),
+        duplicates=sum(r.duplicates for r in results),
+        dead_lettered=sum(r.dead_lettered for r in results)
+        + len(dead_letters)
+        + len(refused),
+    )
+
+
+def _feed_events_apply_part(
+    items: Sequence[tuple[Any, Mapping[str, Any]]],
+) -> ApplyResult:
+    """Apply (envelope, origin) pairs inside the caller's transaction."""
+    batch = _Batch(dead=[])
+    rows = batch.valid_rows(items)
     created, stored = _feed_events_insert(_chunks(rows), batch.dead)
     if batch.dead:
         dead_letters_store(batch.dead)
@@ -128,7 +169,7 @@ class _Batch:
         seen: set[tuple[str, str]] = set()
         for raw, origin in items:
             try:
-                event = validate_event(raw, check_nul=False)
+                event = validate_event(raw, check_storable=False)
             except ContractError as error:
                 self.dead.append(_dead_letter(raw, error, origin))
                 continue
@@ -156,21 +197,27 @@ def _payload(rows: list[_Row], dead: list[DeadLetter]) -> tuple[str, list[_Row]]
     """``rows`` as one JSON array for ``jsonb_to_recordset``, and the rows in it.
 
     PostgreSQL cannot store U+0000, which JSON always writes escaped, so one
-    search of the serialized chunk finds any; only then is each row looked
-    at, and the ones holding it are dead-lettered instead of inserted.
-    (orjson: serializing is most of the consumer's own work per event
-    otherwise.)
+    search of the serialized chunk finds any; orjson refuses unpaired
+    surrogates (which PostgreSQL cannot store either) and deep nesting. Only
+    then is each row looked at, and the ones the database could not take are
+    dead-lettered instead of inserted. (orjson: serializing is most of the
+    consumer's own work per event otherwise.)
     """
-    payload = _json([row.fields for row in rows])
-    if "\\u0000" not in payload:
-        return payload, rows
+    try:
+        payload = orjson.dumps([row.fields for row in rows]).decode()
+    except orjson.JSONEncodeError:
+        pass
+    else:
+        if "\\u0000" not in payload:
+            return payload, rows
     keep = []
     for row in rows:
-        error = nul_error(row.fields)
+        error = unstorable_error(row.fields)
         if error is None:
             keep.append(row)
         else:
-            dead.append(_dead_letter(row.raw, nul_error(row.raw) or error, row.origin))
+            error = unstorable_error(row.raw) or error
+            dead.append(_dead_letter(row.raw, error, row.origin))
     return _json([row.fields for row in keep]), keep
 
 

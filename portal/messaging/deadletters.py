@@ -41,6 +41,8 @@ REASON_OVERSIZED = "oversized"
 REASON_DELIVERY_LIMIT = "delivery limit"
 REASON_RETRIES_EXHAUSTED = "retries exhausted"
 REASON_INVALID_MESSAGE = "invalid message"
+REASON_DATABASE_REFUSED = "refused by database"
+REASON_RESERVED_SOURCE = "reserved source"
 
 # Headers the feed task sets when it gives up on a message itself.
 HEADER_REASON = "x-portal-reason"
@@ -137,7 +139,7 @@ def dead_letter_for_event(
     """An unsaved record for one decoded event; ``origin`` sets its other fields."""
     try:
         body = json.dumps(raw, sort_keys=True, default=str)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         body = repr(raw)
     now = timezone.now()
     record = DeadLetter(
@@ -257,6 +259,8 @@ def classify(message) -> tuple[str, str]:
         json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         return REASON_NOT_JSON, str(exc)
+    except RecursionError:
+        return REASON_NOT_JSON, "JSON nested too deeply to read"
     return REASON_INVALID_MESSAGE, f"rejected by its consumer ({first or 'unknown'})"
 
 
@@ -271,7 +275,7 @@ def _task_events(message) -> list[Any] | None:
     try:
         args, _kwargs, _embed = json.loads(raw_body(message))
         events = args[0]
-    except (ValueError, TypeError, IndexError, UnicodeDecodeError):
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError, RecursionError):
         return None
     return events if isinstance(events, list) and events else None
 
@@ -320,7 +324,9 @@ def dead_letters_for_dead_message(message) -> list[DeadLetter]:
     for name, value in common.items():
         setattr(record, name, value)
     if reason != REASON_OVERSIZED:
-        with contextlib.suppress(ValueError, TypeError, UnicodeDecodeError):
+        with contextlib.suppress(
+            ValueError, TypeError, UnicodeDecodeError, RecursionError
+        ):
             record.__dict__.update(_event_fields(json.loads(raw_body(message))))
     return [record]
 
@@ -502,5 +508,5 @@ def decoded_body(record: DeadLetter) -> str:
         return f"(binary, {len(raw)} bytes, base64)\n{record.body}"
     try:
         return json.dumps(json.loads(record.body), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         return record.body

@@ -94,12 +94,14 @@ def test_a_batch_spanning_several_insert_chunks(settings):
     assert "U+0000" in refused.error
 
 
-def test_an_integer_beyond_64_bits_is_stored_like_any_other():
+def test_an_id_beyond_64_bits_is_dead_lettered_and_the_rest_applied():
     envelope = make_envelope()
     envelope["data"] = {**envelope["data"], "employee_id": 2**70}
     result = feed_events_apply(envelopes=[envelope, make_envelope()])
-    assert (result.created, result.dead_lettered) == (2, 0)
-    assert FeedEvent.objects.get(event_id=envelope["id"]).data["employee_id"] == 2**70
+    assert (result.created, result.dead_lettered) == (1, 1)
+    refused = DeadLetter.objects.get()
+    assert (refused.event_id, refused.reason) == (envelope["id"], "invalid data")
+    assert "employee_id" in refused.error
 
 
 def test_a_backslash_u0000_written_out_is_text_not_a_nul():
