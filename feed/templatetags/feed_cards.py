@@ -1,6 +1,7 @@
 from django import template
 
 from feed import rendering
+from portal.messaging.sources import source_is_reserved
 
 register = template.Library()
 
@@ -26,3 +27,10 @@ def avatar_hue(event) -> int:
 def type_class(event_type: str) -> str:
     """``thanks.sent`` -> ``event-thanks-sent``, for styling per type."""
     return "event-" + "".join(c if c.isalnum() else "-" for c in event_type.lower())
+
+
+@register.filter
+def outside_source(event) -> str:
+    """The source of an event another service sent ("" for the portal's
+    own), so staff can tell an HR system's event from a colleague's."""
+    return "" if source_is_reserved(event.source) else event.source

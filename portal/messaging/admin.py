@@ -139,10 +139,24 @@ class DeadLetterAdmin(admin.ModelAdmin):
 class ServiceTokenAdmin(admin.ModelAdmin):
     """Tokens of services that POST events; created with create_service_token."""
 
-    list_display = ["name", "source_prefix", "active", "created_at", "last_used_at"]
+    list_display = [
+        "name",
+        "source_prefix",
+        "event_types",
+        "active",
+        "created_at",
+        "last_used_at",
+    ]
     list_filter = ["active"]
     search_fields = ["name", "source_prefix"]
-    fields = ["name", "source_prefix", "active", "created_at", "last_used_at"]
+    fields = [
+        "name",
+        "source_prefix",
+        "event_types",
+        "active",
+        "created_at",
+        "last_used_at",
+    ]
     readonly_fields = ["name", "created_at", "last_used_at"]
 
     def has_add_permission(self, request) -> bool:

@@ -10,15 +10,18 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from portal.api import JSONParser
 
 from .asyncapi import asyncapi
 from .contracts import CONTENT_TYPE, ContractError, validate_event
 from .models import ServiceToken
 from .outbox import outbox_accept_event
+from .patterns import pattern_problem
+from .sources import source_prefix_problem
 
 TOKEN_PREFIX = "pst_"
 
@@ -28,12 +31,26 @@ def token_hash(key: str) -> str:
 
 
 def service_token_create(
-    *, name: str, source_prefix: str = ""
+    *, name: str, source_prefix: str, event_types: list[str] | None = None
 ) -> tuple[ServiceToken, str]:
-    """Create a service token; returns the row and the key, shown only now."""
+    """Create a service token; returns the row and the key, shown only now.
+
+    The token may send events whose source is ``source_prefix`` or below it
+    (never the portal's own), of the types ``event_types`` match (any when
+    empty). Raises ``ValueError`` for a prefix or pattern that cannot be used.
+    """
+    problem = source_prefix_problem(source_prefix)
+    problem = problem or next(
+        filter(None, (pattern_problem(p) for p in event_types or [])), None
+    )
+    if problem:
+        raise ValueError(problem)
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ServiceToken.objects.create(
-        name=name, source_prefix=source_prefix, key_hash=token_hash(key)
+        name=name,
+        source_prefix=source_prefix,
+        event_types=list(event_types or []),
+        key_hash=token_hash(key),
     )
     return token, key
 
@@ -85,8 +102,9 @@ class EventIngestView(APIView):
     ``202`` once the event is committed to the outbox (from there it reaches
     the feed like the portal's own events); ``400`` with field errors when it
     fails its contract; ``401`` without a valid token; ``403`` when the event's
-    source is not one the token may use. Posting the same (source, id) again
-    answers ``202`` and changes nothing.
+    source or type is not one the token may use, or the source is reserved
+    for the portal's own events; ``413`` above ``MESSAGE_MAX_BYTES``. Posting
+    the same (source, id) again answers ``202`` and changes nothing.
     """
 
     authentication_classes = [ServiceTokenAuthentication]
@@ -117,11 +135,11 @@ class EventIngestView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         token: ServiceToken = request.auth
-        if not token.allows_source(event.envelope.source):
-            raise exceptions.PermissionDenied(
-                f"this token may only send events whose source starts with "
-                f"{token.source_prefix!r}"
-            )
+        refusal = token.refusal(
+            source=event.envelope.source, event_type=event.envelope.type
+        )
+        if refusal:
+            raise exceptions.PermissionDenied(refusal)
         message, created = outbox_accept_event(event=event)
         return Response(
             {

@@ -37,6 +37,7 @@ from django.db import (
 from kombu import Consumer as KombuConsumer
 
 from . import deadletters, topology
+from .sources import source_is_reserved
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +282,21 @@ class IngestConsumerStep(_BatchingConsumerStep):
         for message in messages:
             origin = _ingest_origin(message)
             reason, error, decoded = _decode_event(message)
+            if not reason and _claims_a_reserved_source(decoded):
+                dead.append(
+                    deadletters.dead_letter_for_event(
+                        decoded,
+                        reason=deadletters.REASON_RESERVED_SOURCE,
+                        error=f"source {decoded['source']!r}: sources under "
+                        f"{settings.PORTAL_EVENT_SOURCE} are the portal's own "
+                        "and are not accepted from other services",
+                        **{
+                            key: origin[key]
+                            for key in ("exchange", "routing_key", "queue")
+                        },
+                    )
+                )
+                continue
             if reason:
                 record = deadletters.dead_letter_for_message(
                     message, reason=reason, error=error, queue=origin["queue"]
@@ -317,6 +333,11 @@ def _ingest_origin(message) -> dict[str, Any]:
     }
 
 
+def _claims_a_reserved_source(decoded: Any) -> bool:
+    source = decoded.get("source") if isinstance(decoded, dict) else None
+    return isinstance(source, str) and source_is_reserved(source)
+
+
 def _decode_event(message) -> tuple[str, str, Any]:
     """(reason, error, event): a reason when the message can never be an event."""
     body = deadletters.raw_body(message)
@@ -335,6 +356,8 @@ def _decode_event(message) -> tuple[str, str, Any]:
         return "", "", json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         return deadletters.REASON_NOT_JSON, str(exc), None
+    except RecursionError:
+        return deadletters.REASON_NOT_JSON, "JSON nested too deeply to read", None
 
 
 class DeadLetterConsumerStep(_BatchingConsumerStep):

@@ -127,14 +127,22 @@ class ServiceToken(models.Model):
 
     Only a SHA-256 hash of the token is stored: tokens are long random
     strings, so a fast hash is enough and a leaked table reveals none of them.
+    Every token is bound to a source prefix (``sources.source_within``) and
+    may be limited to event-type patterns; the portal's own sources are
+    refused to every token.
     """
 
     name = models.CharField(max_length=100, unique=True)
     source_prefix = models.CharField(
         max_length=200,
+        help_text="Events must have this source or one below it, by path "
+        "segment: /hr-import admits /hr-import/eu, not /hr-importer.",
+    )
+    event_types = models.JSONField(
+        default=list,
         blank=True,
-        default="",
-        help_text="Events must have a source starting with this; empty = any.",
+        help_text="Event-type patterns this token may send (employee.*, "
+        "thanks.sent, #); empty = any type.",
     )
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     active = models.BooleanField(default=True)
@@ -147,5 +155,47 @@ class ServiceToken(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def allows_source(self, source: str) -> bool:
-        return not self.source_prefix or source.startswith(self.source_prefix)
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .patterns import pattern_problem
+        from .sources import source_prefix_problem
+
+        errors = {}
+        if problem := source_prefix_problem(self.source_prefix):
+            errors["source_prefix"] = problem
+        if not isinstance(self.event_types, list) or not all(
+            isinstance(p, str) for p in self.event_types
+        ):
+            errors["event_types"] = "a list of event-type patterns"
+        else:
+            problems = [pattern_problem(p) for p in self.event_types]
+            if any(problems):
+                errors["event_types"] = "; ".join(p for p in problems if p)
+        if errors:
+            raise ValidationError(errors)
+
+    def refusal(self, *, source: str, event_type: str) -> str | None:
+        """Why this token may not send an event of ``event_type`` from
+        ``source``, or None if it may."""
+        from .patterns import types_match
+        from .sources import source_is_reserved, source_within
+
+        if source_is_reserved(source):
+            return f"the source {source!r} is reserved for the portal's own events"
+        if not self.source_prefix:
+            return (
+                "this token has no source prefix; an admin must set one "
+                "before it can send events"
+            )
+        if not source_within(source, self.source_prefix):
+            return (
+                f"this token may only send events whose source is "
+                f"{self.source_prefix!r} or below it"
+            )
+        if self.event_types and not types_match(self.event_types, event_type):
+            return (
+                f"this token may not send {event_type!r} events "
+                f"(allowed: {', '.join(self.event_types)})"
+            )
+        return None

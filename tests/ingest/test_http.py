@@ -16,6 +16,9 @@ URL = "/api/events/"
 
 
 def create_token(name: str = "hr-import", *args: str) -> str:
+    """A service token's key; bound to the root source prefix unless told."""
+    if "--source-prefix" not in args:
+        args = (*args, "--source-prefix", "/")
     out, err = StringIO(), StringIO()
     call_command("create_service_token", name, *args, stdout=out, stderr=err)
     assert "shown once" in err.getvalue()

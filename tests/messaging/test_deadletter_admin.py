@@ -67,7 +67,7 @@ def test_the_requeue_action_reports_a_broker_failure_and_keeps_the_record(
 def test_a_service_token_can_be_deactivated_but_not_added_in_the_admin(admin_client):
     from portal.messaging.apis import service_token_create
 
-    token, _key = service_token_create(name="hr-import")
+    token, _key = service_token_create(name="hr-import", source_prefix="/hr-import")
     url = f"/admin/messaging/servicetoken/{token.pk}/change/"
     page = admin_client.get(url).content.decode()
     assert "key_hash" not in page

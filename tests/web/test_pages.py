@@ -279,3 +279,14 @@ def test_refusals_render_the_portal_403_page(as_role):
     response = as_role("staff").get(reverse("registrar:employee_list"))
     assert response.status_code == 403
     assert "The registrar pages are for HR" in response.content.decode()
+
+
+def test_a_card_says_which_service_sent_an_outside_event(as_role):
+    outside = FeedEventFactory(source="/hr-import/eu")
+    own = FeedEventFactory(source="/portal/registrar")
+    html = as_role("staff").get(HOME).content.decode()
+    card = html.split(f'id="event-{outside.pk}"')[1].split("</li>")[0]
+    assert 'class="source"' in card
+    assert "via /hr-import/eu" in card
+    own_card = html.split(f'id="event-{own.pk}"')[1].split("</li>")[0]
+    assert 'class="source"' not in own_card
