@@ -18,11 +18,22 @@ from .selectors import InvalidCursor, feed_arrived_since, feed_newest_id, feed_p
 from .services import FeedError, reaction_toggle, thanks_send
 
 
+class BadFilter(ValueError):
+    """A filter no event can match and the database cannot even compare."""
+
+
 def _filters(request) -> dict[str, str]:
-    return {
+    filters = {
         "event_type": request.GET.get("type", "").strip(),
         "department": request.GET.get("department", "").strip(),
     }
+    if any("\x00" in value for value in filters.values()):
+        raise BadFilter("Filters cannot hold the NUL character.")
+    return filters
+
+
+# Feed ids are PostgreSQL bigints.
+_MAX_ID = 2**63 - 1
 
 
 def _sender(user) -> Employee | None:
@@ -32,7 +43,10 @@ def _sender(user) -> Employee | None:
 @require_GET
 @staff_member_required
 def home(request):
-    filters = _filters(request)
+    try:
+        filters = _filters(request)
+    except BadFilter as error:
+        return HttpResponseBadRequest(str(error))
     # Read before the page: whatever arrives meanwhile is polled for later.
     newest_id = feed_newest_id()
     try:
@@ -75,11 +89,14 @@ def arrived(request):
     """Cards that reached the feed after ``since`` (an event id), as HTML."""
     try:
         since_id = int(request.GET.get("since", "0"))
+        filters = _filters(request)
+    except BadFilter as error:
+        return HttpResponseBadRequest(str(error))
     except ValueError:
         return HttpResponseBadRequest("since must be an integer")
-    events = feed_arrived_since(
-        user=request.user, since_id=since_id, **_filters(request)
-    )
+    if not 0 <= since_id <= _MAX_ID:
+        return HttpResponseBadRequest("since must be an event id")
+    events = feed_arrived_since(user=request.user, since_id=since_id, **filters)
     html = render_to_string("feed/_cards.html", {"events": events}, request=request)
     newest = max([since_id, *(e.pk for e in events)])
     return JsonResponse({"count": len(events), "html": html, "since": newest})

@@ -1,7 +1,8 @@
 """What every app's API shares: permission classes for the roles in
 ``portal.roles`` and strictly typed input fields."""
 
-from rest_framework import serializers
+from rest_framework import parsers, serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from portal.roles import is_hr, is_staff_member
@@ -73,3 +74,17 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 def field_error(message: str, field: str | None) -> serializers.ValidationError:
     """A 400 answer ``{field: [message]}`` for a refusal of a service."""
     return serializers.ValidationError({field or "non_field_errors": [message]})
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, answering 400 for JSON nested too deeply to read.
+
+    Python's parser raises ``RecursionError`` (not ``ValueError``) for a few
+    hundred levels of nesting, which DRF would let through as a 500.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
