@@ -114,6 +114,22 @@ FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555/")
 LOGIN_REDIRECT_URL = "feed:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Accounts ----------------------------------------------------------------
+
+# Email (password reset). EMAIL_URL as django-environ reads it, e.g.
+# smtp+tls://user:password@smtp.example.com:587 or consolemail://; unset, every
+# message is written to a file under var/mail/.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+if env.str("EMAIL_URL", default=""):
+    globals().update(
+        (key, value)
+        for key, value in env.email_url("EMAIL_URL").items()
+        if value not in (None, "")
+    )
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous request is then told to authenticate (401).
