@@ -5,6 +5,7 @@ an SQLite file and kombu's ``filesystem://`` transport under ``./var/``. Set
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` to run on PostgreSQL and RabbitMQ.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,9 +34,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "portal.messaging",
     "registrar",
     "feed",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -47,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into its own page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -115,6 +120,24 @@ LOGIN_REDIRECT_URL = "feed:home"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Accounts ----------------------------------------------------------------
+
+# Login lockout (django-axes, see accounts/lockout.py): after
+# LOGIN_FAILURE_LIMIT failed logins for one username, or from one address,
+# that username or address is refused for LOGIN_COOLOFF_MINUTES since its last
+# try, on the login page, the admin and POST /api/auth/token/. Behind a
+# reverse proxy every client has the proxy's address: use LOGIN_LOCKOUT_BY=username.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = env.list(
+    "LOGIN_LOCKOUT_BY", default=["username", "ip_address"]
+)
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Failures are kept (admin: Axes -> Access attempts); successful logins are not.
+AXES_DISABLE_ACCESS_LOG = True
 
 # Email (password reset). EMAIL_URL as django-environ reads it, e.g.
 # smtp+tls://user:password@smtp.example.com:587 or consolemail://; unset, every
