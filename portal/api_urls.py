@@ -21,6 +21,11 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("auth/token/", accounts_apis.TokenView.as_view(), name="token"),
+    path(
+        "auth/token/rotate/",
+        accounts_apis.TokenRotateView.as_view(),
+        name="token_rotate",
+    ),
     path("feed/", feed_apis.FeedView.as_view(), name="feed"),
     re_path(
         r"^feed/(?P<event_id>.+)/reactions/(?P<kind>[^/]+)/$",

@@ -139,6 +139,9 @@ AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # Failures are kept (admin: Axes -> Access attempts); successful logins are not.
 AXES_DISABLE_ACCESS_LOG = True
 
+# API tokens expire this many hours after they were issued or rotated; 0: never.
+API_TOKEN_TTL_HOURS = env.float("API_TOKEN_TTL_HOURS", default=0)
+
 # Email (password reset). EMAIL_URL as django-environ reads it, e.g.
 # smtp+tls://user:password@smtp.example.com:587 or consolemail://; unset, every
 # message is written to a file under var/mail/.
@@ -156,7 +159,7 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous request is then told to authenticate (401).
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
