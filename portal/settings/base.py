@@ -138,6 +138,8 @@ AXES_LOCKOUT_PARAMETERS = env.list(
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # Failures are kept (admin: Axes -> Access attempts); successful logins are not.
 AXES_DISABLE_ACCESS_LOG = True
+# No start-up banner in every command's output; lockouts are still logged.
+AXES_VERBOSE = False
 
 # API tokens expire this many hours after they were issued or rotated; 0: never.
 API_TOKEN_TTL_HOURS = env.float("API_TOKEN_TTL_HOURS", default=0)
