@@ -46,8 +46,9 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## Needs FLOWER_BASIC_AUTH=user:password (or FLOWER_ALLOW_NO_AUTH=1 on loopback).
 flower: install
-	$(VENV)/bin/celery -A portal flower --address=127.0.0.1 --port=5555
+	$(PY) manage.py flower
 
 worker: install
 	$(VENV)/bin/celery -A portal worker --loglevel=INFO --queues=feed

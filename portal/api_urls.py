@@ -1,26 +1,15 @@
 """The REST API under ``/api/``: each app's API module adds its routes here."""
 
 from django.urls import path, re_path
-from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.routers import SimpleRouter
 
+from accounts import apis as accounts_apis
 from feed import apis as feed_apis
 from portal.messaging import apis as messaging_apis
 from registrar import apis as registrar_apis
 
 app_name = "api"
-
-
-@extend_schema(
-    summary="Get the API token of a user",
-    description="Send a username and password; use the key as "
-    "`Authorization: Token <key>`.",
-    auth=[],
-)
-class TokenView(ObtainAuthToken):
-    pass
 
 
 router = SimpleRouter()
@@ -31,7 +20,12 @@ router.register("teams", registrar_apis.TeamViewSet, basename="team")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("auth/token/", TokenView.as_view(), name="token"),
+    path("auth/token/", accounts_apis.TokenView.as_view(), name="token"),
+    path(
+        "auth/token/rotate/",
+        accounts_apis.TokenRotateView.as_view(),
+        name="token_rotate",
+    ),
     path("feed/", feed_apis.FeedView.as_view(), name="feed"),
     re_path(
         r"^feed/(?P<event_id>.+)/reactions/(?P<kind>[^/]+)/$",

@@ -10,6 +10,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("registrar/", include("registrar.urls")),
     path("api/", include("portal.api_urls")),
     path("", include("feed.urls")),

@@ -5,7 +5,7 @@ an SQLite file and kombu's ``filesystem://`` transport under ``./var/``. Set
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` to run on PostgreSQL and RabbitMQ.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import environ
@@ -35,9 +35,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "portal.messaging",
     "registrar",
     "feed",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -49,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into its own page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -116,10 +120,49 @@ FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555/")
 LOGIN_REDIRECT_URL = "feed:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Accounts ----------------------------------------------------------------
+
+# Login lockout (django-axes, see accounts/lockout.py): after
+# LOGIN_FAILURE_LIMIT failed logins for one username, or from one address,
+# that username or address is refused for LOGIN_COOLOFF_MINUTES since its last
+# try, on the login page, the admin and POST /api/auth/token/. Behind a
+# reverse proxy every client has the proxy's address: use LOGIN_LOCKOUT_BY=username.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = env.list(
+    "LOGIN_LOCKOUT_BY", default=["username", "ip_address"]
+)
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Failures are kept (admin: Axes -> Access attempts); successful logins are not.
+AXES_DISABLE_ACCESS_LOG = True
+# No start-up banner in every command's output; lockouts are still logged.
+AXES_VERBOSE = False
+
+# API tokens expire this many hours after they were issued or rotated; 0: never.
+API_TOKEN_TTL_HOURS = env.float("API_TOKEN_TTL_HOURS", default=0)
+
+# Email (password reset). EMAIL_URL as django-environ reads it, e.g.
+# smtp+tls://user:password@smtp.example.com:587 or consolemail://; unset, every
+# message is written to a file under var/mail/.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+if env.str("EMAIL_URL", default=""):
+    globals().update(
+        (key, value)
+        for key, value in env.email_url("EMAIL_URL").items()
+        if value not in (None, "")
+    )
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous request is then told to authenticate (401).
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 MEMBERS = {"staff", "hr", "admin", "superuser"}
 HR = {"hr", "superuser"}
 EVERYONE = set(ROLES)
+LOGGED_IN = EVERYONE - {"anonymous"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ ENDPOINTS = [
         201,
         {"to_employee": "{employee}", "message": "for the help"},
     ),
+    # Anyone logged in manages their own API token.
+    Endpoint("post", "/api/auth/token/rotate/", LOGGED_IN),
+    Endpoint("delete", "/api/auth/token/", LOGGED_IN, 204),
     Endpoint("get", "/api/schema/", EVERYONE),
     Endpoint("get", "/api/docs/", EVERYONE),
 ]
@@ -134,5 +138,5 @@ def test_every_user_api_operation_is_in_the_matrix():
         )
         for endpoint in ENDPOINTS
     }
-    assert len(operations) == 13
+    assert len(operations) == 15
     assert operations - covered == set()
