@@ -272,6 +272,31 @@ def test_dockerfile_default_command_is_the_web_server(dockerfile, services):
     assert re.search(r"^EXPOSE\s+8000\b", dockerfile, flags=re.MULTILINE)
 
 
+def dockerfile_env(dockerfile: str) -> dict[str, str]:
+    """What the image's ``ENV`` instructions leave set at run time."""
+    env: dict[str, str] = {}
+    for line in re.findall(r"^ENV\s+(.+)$", dockerfile, flags=re.MULTILINE):
+        for word in shlex.split(line):
+            key, _, value = word.partition("=")
+            env[key] = value
+    return env
+
+
+def test_image_runs_production_settings_by_default(dockerfile):
+    """``docker run`` with no settings must not fall back to the base settings
+    and their well-known key: production settings refuse to start without a
+    real SECRET_KEY. Only the collectstatic build step picks the base ones."""
+    assert dockerfile_env(dockerfile).get("DJANGO_SETTINGS_MODULE") == (
+        "portal.settings.production"
+    )
+    cmd = " ".join(dockerfile_cmd(dockerfile))
+    assert "--settings" not in cmd
+    assert "DJANGO_SETTINGS_MODULE" not in cmd
+    for line in re.findall(r"^RUN\s+(.+)$", dockerfile, flags=re.MULTILINE):
+        if "manage.py" in line:
+            assert "DJANGO_SETTINGS_MODULE=" in line, f"build step picks no settings: {line}"
+
+
 def test_image_runs_as_a_non_root_user(dockerfile):
     users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
     assert users, "no USER: the processes would run as root"
