@@ -294,7 +294,9 @@ def test_image_runs_production_settings_by_default(dockerfile):
     assert "DJANGO_SETTINGS_MODULE" not in cmd
     for line in re.findall(r"^RUN\s+(.+)$", dockerfile, flags=re.MULTILINE):
         if "manage.py" in line:
-            assert "DJANGO_SETTINGS_MODULE=" in line, f"build step picks no settings: {line}"
+            assert "DJANGO_SETTINGS_MODULE=" in line, (
+                f"build step picks no settings: {line}"
+            )
 
 
 def test_image_runs_as_a_non_root_user(dockerfile):
