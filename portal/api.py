@@ -1,7 +1,9 @@
 """What every app's API shares: permission classes for the roles in
-``portal.roles`` and strictly typed input fields."""
+``portal.roles``, strictly typed input fields and the browsable API's
+renderer."""
 
-from rest_framework import serializers
+from csp.constants import UNSAFE_INLINE
+from rest_framework import renderers, serializers
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from portal.roles import is_hr, is_staff_member
@@ -73,3 +75,16 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 def field_error(message: str, field: str | None) -> serializers.ValidationError:
     """A 400 answer ``{field: [message]}`` for a refusal of a service."""
     return serializers.ValidationError({field or "non_field_errors": [message]})
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's HTML pages, whose templates place a few elements with ``style``
+    attributes (and Pygments' ``<style>``): on those pages alone the
+    Content-Security-Policy allows inline styles. Scripts stay 'self'."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            # Read by csp.middleware.CSPMiddleware, like @csp_update sets it.
+            response._csp_update = {"style-src": [UNSAFE_INLINE]}
+        return super().render(data, accepted_media_type, renderer_context)

@@ -38,10 +38,13 @@ def test_schema_and_docs_are_served(client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()
-    assert "/api/schema/" in html
     assert "swagger-ui-bundle.js" in html
     assert "cdn.jsdelivr" not in html
     assert "unpkg.com" not in html
+    # The start-up script, pointing at the schema, is its own request.
+    assert '<script src="/api/docs/?script="></script>' in html
+    script = client.get("/api/docs/?script=").content.decode()
+    assert '"/api/schema/"' in script
 
 
 def test_swagger_ui_assets_are_served_locally(client):
