@@ -129,7 +129,8 @@ REST_FRAMEWORK = {
         "portal.api.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, documenting the error responses of every operation.
+    "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -144,6 +145,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/",
     "COMPONENT_SPLIT_REQUEST": True,
+    # PATCH bodies are validated whole by serializers of their own (never
+    # DRF's partial=True): a field they require is required.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
