@@ -1,8 +1,10 @@
 """What every app's API shares: permission classes for the roles in
-``portal.roles``, strictly typed input fields and the browsable API's
-renderer."""
+``portal.roles``, strictly typed input fields, the browsable API's renderer
+and the 404 of paths no endpoint matches."""
 
 from csp.constants import UNSAFE_INLINE
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import renderers, serializers
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -88,3 +90,12 @@ class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
             # Read by csp.middleware.CSPMiddleware, like @csp_update sets it.
             response._csp_update = {"style-src": [UNSAFE_INLINE]}
         return super().render(data, accepted_media_type, renderer_context)
+
+
+def not_found(request, exception=None):
+    """``handler404``: a path no URL pattern matches (an id the router's
+    pattern refuses, an unknown endpoint) answers JSON under ``/api/``, like
+    every other 404 of the API; elsewhere the site's page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
