@@ -13,6 +13,7 @@ responses its view can really give, read from the view itself:
   logged-in session may lack its CSRF token (unsafe methods);
 - **404** when the path names an object, or a page-number list may be asked
   for a page past its end;
+- **415** when it takes a request body: one in a media type it does not parse;
 - **429** when the view has throttles.
 
 Other codes (e.g. 413) are documented by the view in ``extend_schema``'s
@@ -50,6 +51,7 @@ DESCRIPTIONS = {
     403: "Not allowed for this user (role, or a session's missing CSRF token).",
     404: "No such object, or no such page.",
     413: "The request body is too large.",
+    415: "The request body's Content-Type is not one the operation takes.",
     429: "Too many requests: wait as long as the `Retry-After` header says.",
 }
 # Pagination parameters are not validated: a bad page is a 404, a bad size
@@ -102,6 +104,8 @@ class PortalAutoSchema(AutoSchema):
         }
         if "requestBody" in operation or query - _PAGINATION_PARAMETERS:
             codes.add(400)
+        if "requestBody" in operation:
+            codes.add(415)
         if view.get_throttles():
             codes.add(429)
         return codes
