@@ -1,6 +1,6 @@
 # One image for every process of the portal: web (gunicorn), Celery worker,
 # outbox relay, Flower and the one-shot migrate. docker-compose.yml picks the
-# command; the default is the web server.
+# command; the default is the web server, on the production settings.
 FROM python:3.11-slim
 
 # PYTHONPATH: the settings find templates/ and static/ relative to the source
@@ -35,6 +35,10 @@ RUN SECRET_KEY=build-only-collectstatic-not-a-secret \
     CELERY_BROKER_URL=memory:// \
     python manage.py collectstatic --noinput \
     && chown -R portal:portal var
+
+# Every process of the image runs the production settings unless told
+# otherwise: they refuse to start without a real SECRET_KEY or with DEBUG on.
+ENV DJANGO_SETTINGS_MODULE=portal.settings.production
 
 # Numeric, so "runAsNonRoot" checks (Kubernetes and the like) can verify it.
 USER 10001:10001

@@ -59,32 +59,14 @@ def token_body(token: Token) -> dict:
     return {"token": token.key, "expires": api_token_expires_at(token=token)}
 
 
-# --- Error bodies, for the schema ---------------------------------------------
-
-
-class AuthTokenErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class AuthTokenCredentialsErrorSerializer(serializers.Serializer):
-    """400: field errors, or ``non_field_errors`` for wrong credentials (or
-    ``detail`` for a body that is not JSON)."""
-
-    username = serializers.ListField(child=serializers.CharField(), required=False)
-    password = serializers.ListField(child=serializers.CharField(), required=False)
-    non_field_errors = serializers.ListField(
-        child=serializers.CharField(), required=False
-    )
-    detail = serializers.CharField(required=False)
+# --- Error answers, for the schema (bodies: portal.api_schema's components) ---
 
 
 UNAUTHENTICATED = OpenApiResponse(
-    AuthTokenErrorSerializer,
     description="No credentials, an unknown token, or an expired one "
     '(`{"detail": "Token has expired. …"}`).',
 )
 FORBIDDEN = OpenApiResponse(
-    AuthTokenErrorSerializer,
     description="Session authentication without the CSRF token (`X-CSRFToken`).",
 )
 
@@ -94,13 +76,12 @@ class TokenView(APIView):
     parser_classes = (parsers.FormParser, parsers.MultiPartParser, parsers.JSONParser)
     renderer_classes = (renderers.JSONRenderer,)
 
-    def initialize_request(self, request, *args, **kwargs):
-        drf_request = super().initialize_request(request, *args, **kwargs)
-        if request.method == "POST":
+    def get_authenticators(self):
+        if self.request is not None and self.request.method == "POST":
             # POST's credential is the password: an old token still sent in
             # the header must not stand in the way of getting a new one.
-            drf_request.authenticators = ()
-        return drf_request
+            return []
+        return super().get_authenticators()
 
     def get_permissions(self):
         if self.request.method == "POST":
@@ -122,12 +103,10 @@ class TokenView(APIView):
         responses={
             200: AuthTokenSerializer,
             400: OpenApiResponse(
-                AuthTokenCredentialsErrorSerializer,
                 description="A missing or ill-typed field, or wrong credentials "
                 f'(`{{"non_field_errors": ["{BAD_CREDENTIALS}"]}}`).',
             ),
             429: OpenApiResponse(
-                AuthTokenErrorSerializer,
                 description="Locked out after too many failed logins.",
             ),
         },

@@ -1,7 +1,11 @@
 """What every app's API shares: permission classes for the roles in
-``portal.roles`` and strictly typed input fields."""
+``portal.roles``, strictly typed input fields, the browsable API's renderer
+and the 404 of paths no endpoint matches."""
 
-from rest_framework import parsers, serializers
+from csp.constants import UNSAFE_INLINE
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
+from rest_framework import parsers, renderers, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -88,3 +92,25 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's HTML pages, whose templates place a few elements with ``style``
+    attributes (and Pygments' ``<style>``): on those pages alone the
+    Content-Security-Policy allows inline styles. Scripts stay 'self'."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            # Read by csp.middleware.CSPMiddleware, like @csp_update sets it.
+            response._csp_update = {"style-src": [UNSAFE_INLINE]}
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+def not_found(request, exception=None):
+    """``handler404``: a path no URL pattern matches (an id the router's
+    pattern refuses, an unknown endpoint) answers JSON under ``/api/``, like
+    every other 404 of the API; elsewhere the site's page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

@@ -15,3 +15,5 @@ urlpatterns = [
     path("api/", include("portal.api_urls")),
     path("", include("feed.urls")),
 ]
+
+handler404 = "portal.api.not_found"

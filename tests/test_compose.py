@@ -6,10 +6,14 @@ resolved against the code, so renaming one breaks this test instead of the
 deployment. No database is touched.
 """
 
+import http.server
 import importlib
 import json
 import re
 import shlex
+import subprocess
+import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -231,6 +235,73 @@ def test_app_services_run_the_image_with_production_settings(services):
         assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"], name
 
 
+def unset_value(value: str) -> str:
+    """What compose passes when the variable is not set: the default of
+    ``${VAR:-default}`` (empty for ``${VAR}``), else the literal itself."""
+    match = re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*(?::?-(.*))?\}", value)
+    return (match.group(1) or "") if match else value
+
+
+def test_app_services_are_https_only_unless_turned_down(services):
+    """Out of the box the stack is served as production: the SSL redirect,
+    a year of HSTS with subdomains, cookies only over https. Each can be
+    turned down from the environment, and a proxy's SSL header is trusted
+    only when named."""
+    for name in APP_SERVICES:
+        env = environment(services[name])
+        defaults = {key: unset_value(value) for key, value in env.items()}
+        for key in (
+            "SECURE_SSL_REDIRECT",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+            "SESSION_COOKIE_SECURE",
+            "CSRF_COOKIE_SECURE",
+        ):
+            assert env[key].startswith(f"${{{key}:-"), f"{name}: {key} is fixed"
+            assert defaults[key] in {"1", "true", "True"}, f"{name}: {key}"
+        assert env["SECURE_HSTS_SECONDS"].startswith("${SECURE_HSTS_SECONDS:-")
+        assert int(defaults["SECURE_HSTS_SECONDS"]) >= 365 * 24 * 3600, name
+        assert env["SECURE_PROXY_SSL_HEADER"].startswith("${SECURE_PROXY_SSL_HEADER")
+        assert defaults["SECURE_PROXY_SSL_HEADER"] == "", name
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        self.send_response(self.status)
+        if self.status == 301:
+            self.send_header("Location", f"https://127.0.0.1{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "healthy"), [(200, True), (301, True), (500, False)]
+)
+def test_web_healthcheck_counts_the_ssl_redirect_as_healthy(services, status, healthy):
+    """With SECURE_SSL_REDIRECT on, plain http to the container is answered
+    with a redirect to https, which the container itself cannot follow."""
+    test = services["web"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    handler = type("Answer", (_Answer,), {"status": status})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        code = test[3].replace("8000", str(port))
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, timeout=30
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.returncode == 0) is healthy, result.stderr
+
+
 def test_compose_holds_no_literal_secrets(services):
     lines = COMPOSE_FILE.read_text().splitlines()
     text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
@@ -270,6 +341,33 @@ def test_dockerfile_installs_the_project_from_pyproject(dockerfile):
 def test_dockerfile_default_command_is_the_web_server(dockerfile, services):
     assert dockerfile_cmd(dockerfile) == argv(services["web"])
     assert re.search(r"^EXPOSE\s+8000\b", dockerfile, flags=re.MULTILINE)
+
+
+def dockerfile_env(dockerfile: str) -> dict[str, str]:
+    """What the image's ``ENV`` instructions leave set at run time."""
+    env: dict[str, str] = {}
+    for line in re.findall(r"^ENV\s+(.+)$", dockerfile, flags=re.MULTILINE):
+        for word in shlex.split(line):
+            key, _, value = word.partition("=")
+            env[key] = value
+    return env
+
+
+def test_image_runs_production_settings_by_default(dockerfile):
+    """``docker run`` with no settings must not fall back to the base settings
+    and their well-known key: production settings refuse to start without a
+    real SECRET_KEY. Only the collectstatic build step picks the base ones."""
+    assert dockerfile_env(dockerfile).get("DJANGO_SETTINGS_MODULE") == (
+        "portal.settings.production"
+    )
+    cmd = " ".join(dockerfile_cmd(dockerfile))
+    assert "--settings" not in cmd
+    assert "DJANGO_SETTINGS_MODULE" not in cmd
+    for line in re.findall(r"^RUN\s+(.+)$", dockerfile, flags=re.MULTILINE):
+        if "manage.py" in line:
+            assert "DJANGO_SETTINGS_MODULE=" in line, (
+                f"build step picks no settings: {line}"
+            )
 
 
 def test_image_runs_as_a_non_root_user(dockerfile):

@@ -17,10 +17,12 @@ def avatar_initials(event) -> str:
 
 
 @register.filter
-def avatar_hue(event) -> int:
-    """A stable colour per person, so the same person keeps the same avatar."""
+def avatar_hue_class(event) -> str:
+    """A stable colour per person, so the same person keeps the same avatar:
+    the class of one of 24 hues in portal.css (a class, not a ``style``
+    attribute, which the Content-Security-Policy would block)."""
     name = rendering.actor_name(event.type, event.data)
-    return sum(map(ord, name)) * 37 % 360
+    return f"hue-{sum(map(ord, name)) * 37 % 360 // 15}"
 
 
 @register.filter

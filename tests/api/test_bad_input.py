@@ -166,6 +166,33 @@ def test_unknown_ids_are_json_404(client_as, path):
         } or ("detail" in response.json())
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/employees/0.5/",
+        "/api/departments/1.json.x/",
+        "/api/teams/a/b/",
+        "/api/no-such-endpoint/",
+        "/api/feed/x/reactions/",
+    ],
+)
+def test_paths_no_endpoint_matches_are_json_404_under_api(client_as, path):
+    """Ids the router's pattern does not take, and paths of no endpoint: an API
+    client gets JSON like any other 404 of the API, not the site's HTML page."""
+    user_client = client_as("hr")
+    for method in ("get", "patch"):
+        response = getattr(user_client, method)(path, {"name": "x"}, format="json")
+        assert response.status_code == 404, (method, path)
+        assert response["Content-Type"] == "application/json", (method, path)
+        assert response.json() == {"detail": "Not found."}
+
+
+def test_pages_outside_the_api_keep_the_html_404(client_as):
+    response = client_as("staff").get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
 def test_reactions_to_unknown_events_change_nothing(client_as):
     client = client_as("staff")
     FeedEventFactory(event_id="known")

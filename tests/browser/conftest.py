@@ -54,12 +54,60 @@ def chromium():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Runs in every page and frame before its own scripts: each violation of the
+# Content-Security-Policy is reported to the test.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.reportCspViolation({
+    directive: e.effectiveDirective,
+    blocked: e.blockedURI,
+    source: `${e.sourceFile}:${e.lineNumber}`,
+    sample: e.sample,
+  });
+});
+"""
+
+
+class CspWatch:
+    """What a browser context saw that breaks the Content-Security-Policy:
+    violations reported by the pages, Chromium's console messages about the
+    policy, and pages of the portal served without the header."""
+
+    def __init__(self, context) -> None:
+        self.problems: list[str] = []
+        context.expose_binding("reportCspViolation", self._violation)
+        context.add_init_script(_REPORT_CSP_VIOLATIONS)
+        context.on("console", self._console)
+        context.on("response", self._response)
+
+    def _violation(self, source, violation) -> None:
+        self.problems.append(f"violation on {source['frame'].url}: {violation}")
+
+    def _console(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.problems.append(f"console: {message.text}")
+
+    def _response(self, response) -> None:
+        if response.request.resource_type != "document":
+            return
+        if "content-security-policy" not in response.headers:
+            self.problems.append(f"no Content-Security-Policy header: {response.url}")
+
+
 @pytest.fixture
 def browser_context(chromium):
+    """A browser context whose test fails if any page it opened broke the
+    Content-Security-Policy, or came without one."""
     context = chromium.new_context(viewport={"width": 1200, "height": 900})
     context.set_default_timeout(15_000)
+    watch = CspWatch(context)
     yield context
+    # A round trip to each page delivers the reports still on their way.
+    for page in context.pages:
+        if not page.is_closed():
+            page.evaluate("1")
     context.close()
+    assert watch.problems == [], "\n".join(watch.problems)
 
 
 @pytest.fixture

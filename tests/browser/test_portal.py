@@ -153,7 +153,11 @@ def test_older_events_load_below_without_leaving_the_page(
     page = login(browser_context, live_stack.url, "staff", PASSWORD)
     assert page.locator("#feed > li").count() == 20
     page.click("a.older")
-    page.wait_for_function("document.querySelectorAll('#feed > li').length === 27")
+    # A function, not an expression: Playwright would eval() an expression in
+    # the page, which its Content-Security-Policy refuses.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#feed > li').length === 27"
+    )
     assert page.url == f"{live_stack.url}/"
     assert page.locator("a.older").count() == 0
     ids = page.eval_on_selector_all("#feed > li", "items => items.map(i => i.id)")

@@ -31,7 +31,7 @@ def test_feed_shows_cards_newest_first_with_older_link(as_role):
     assert shown == [e.pk for e in reversed(events)][:20]
     html = response.content.decode()
     assert "Anna Petrova joined the company as Backend Engineer in Platform" in html
-    assert '<span class="avatar"' in html
+    assert '<span class="avatar hue-' in html
     older = response.context["older_url"]
     assert older
     response = client.get(older)
