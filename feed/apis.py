@@ -22,6 +22,7 @@ from portal.api import (
     field_error,
 )
 from registrar.models import Employee
+from registrar.selectors import employee_active_list, employee_for_user
 
 from .models import FeedEvent, Reaction
 from .selectors import MAX_PAGE_SIZE, PAGE_SIZE, InvalidCursor, feed_page
@@ -282,7 +283,7 @@ class ThanksSerializer(serializers.Serializer):
 
 class ThanksCreateSerializer(serializers.Serializer):
     to_employee = StrictPrimaryKeyRelatedField(
-        queryset=Employee.objects.filter(is_active=True),
+        queryset=employee_active_list(),
         help_text="The id of the colleague to thank.",
     )
     message = StrictCharField(max_length=500)
@@ -305,7 +306,7 @@ class ThanksView(APIView):
     def post(self, request):
         serializer = ThanksCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        sender = Employee.objects.filter(user=request.user).first()
+        sender = employee_for_user(user=request.user)
         if sender is None:
             raise serializers.ValidationError(
                 {"non_field_errors": ["Your login is not linked to an employee."]}
