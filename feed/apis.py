@@ -25,7 +25,15 @@ from registrar.models import Employee
 from registrar.selectors import employee_active_list, employee_for_user
 
 from .models import FeedEvent, Reaction
-from .selectors import MAX_PAGE_SIZE, PAGE_SIZE, InvalidCursor, feed_page
+from .selectors import (
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
+    AmbiguousEventId,
+    FeedEventNotFound,
+    InvalidCursor,
+    feed_event_get,
+    feed_page,
+)
 from .services import FeedError, reaction_counts, reaction_toggle, thanks_send
 
 # --- Feed ---------------------------------------------------------------------
@@ -198,21 +206,16 @@ class ReactionView(APIView):
     def _feed_event(self, request, event_id: str) -> FeedEvent:
         query = ReactionQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        # A NUL cannot be stored, so no event has it; the database would refuse
-        # the query rather than find nothing.
-        if "\x00" in event_id or len(event_id) > 200:
-            raise NotFound("No such event on the feed.")
-        events = FeedEvent.objects.filter(event_id=event_id)
-        if source := query.validated_data.get("source"):
-            events = events.filter(source=source)
-        found = list(events[:2])
-        if not found:
-            raise NotFound("No such event on the feed.")
-        if len(found) > 1:
+        try:
+            return feed_event_get(
+                event_id=event_id, source=query.validated_data.get("source")
+            )
+        except FeedEventNotFound:
+            raise NotFound("No such event on the feed.") from None
+        except AmbiguousEventId:
             raise serializers.ValidationError(
                 {"source": ["Several sources used this event id: give the source."]}
-            )
-        return found[0]
+            ) from None
 
     def _set(self, request, event_id: str, kind: str, *, active: bool) -> Response:
         if kind not in Reaction.Kind.values:
