@@ -6,7 +6,6 @@ through the outbox like every other event, so the answer to ``POST /thanks/``
 comes before the feed shows it.
 """
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -34,7 +33,7 @@ from .selectors import (
     feed_event_get,
     feed_page,
 )
-from .services import FeedError, reaction_counts, reaction_toggle, thanks_send
+from .services import FeedError, reaction_set, thanks_send
 
 # --- Feed ---------------------------------------------------------------------
 
@@ -218,27 +217,13 @@ class ReactionView(APIView):
             ) from None
 
     def _set(self, request, event_id: str, kind: str, *, active: bool) -> Response:
-        if kind not in Reaction.Kind.values:
-            raise serializers.ValidationError(
-                {"kind": [f"Unknown reaction {kind!r}: one of like, fire."]}
-            )
         feed_event = self._feed_event(request, event_id)
-        with transaction.atomic():
-            # Serialise the reactions to one event so that "add" and "remove"
-            # stay idempotent on top of a toggle, even when requests race.
-            FeedEvent.objects.select_for_update().filter(pk=feed_event.pk).first()
-            present = Reaction.objects.filter(
-                feed_event=feed_event, user=request.user, kind=kind
-            ).exists()
-            if present != active:
-                try:
-                    _, counts = reaction_toggle(
-                        feed_event=feed_event, user=request.user, kind=kind
-                    )
-                except FeedError as error:
-                    raise field_error(error.message, error.field) from None
-            else:
-                counts = reaction_counts(feed_event=feed_event)
+        try:
+            counts = reaction_set(
+                feed_event=feed_event, user=request.user, kind=kind, active=active
+            )
+        except FeedError as error:
+            raise field_error(error.message, error.field) from None
         state = {
             "id": feed_event.event_id,
             "source": feed_event.source,
