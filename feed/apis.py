@@ -6,7 +6,6 @@ through the outbox like every other event, so the answer to ``POST /thanks/``
 comes before the feed shows it.
 """
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -22,10 +21,19 @@ from portal.api import (
     field_error,
 )
 from registrar.models import Employee
+from registrar.selectors import employee_active_list, employee_for_user
 
 from .models import FeedEvent, Reaction
-from .selectors import MAX_PAGE_SIZE, PAGE_SIZE, InvalidCursor, feed_page
-from .services import FeedError, reaction_counts, reaction_toggle, thanks_send
+from .selectors import (
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
+    AmbiguousEventId,
+    FeedEventNotFound,
+    InvalidCursor,
+    feed_event_get,
+    feed_page,
+)
+from .services import FeedError, reaction_set, thanks_send
 
 # --- Feed ---------------------------------------------------------------------
 
@@ -197,44 +205,25 @@ class ReactionView(APIView):
     def _feed_event(self, request, event_id: str) -> FeedEvent:
         query = ReactionQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        # A NUL cannot be stored, so no event has it; the database would refuse
-        # the query rather than find nothing.
-        if "\x00" in event_id or len(event_id) > 200:
-            raise NotFound("No such event on the feed.")
-        events = FeedEvent.objects.filter(event_id=event_id)
-        if source := query.validated_data.get("source"):
-            events = events.filter(source=source)
-        found = list(events[:2])
-        if not found:
-            raise NotFound("No such event on the feed.")
-        if len(found) > 1:
+        try:
+            return feed_event_get(
+                event_id=event_id, source=query.validated_data.get("source")
+            )
+        except FeedEventNotFound:
+            raise NotFound("No such event on the feed.") from None
+        except AmbiguousEventId:
             raise serializers.ValidationError(
                 {"source": ["Several sources used this event id: give the source."]}
-            )
-        return found[0]
+            ) from None
 
     def _set(self, request, event_id: str, kind: str, *, active: bool) -> Response:
-        if kind not in Reaction.Kind.values:
-            raise serializers.ValidationError(
-                {"kind": [f"Unknown reaction {kind!r}: one of like, fire."]}
-            )
         feed_event = self._feed_event(request, event_id)
-        with transaction.atomic():
-            # Serialise the reactions to one event so that "add" and "remove"
-            # stay idempotent on top of a toggle, even when requests race.
-            FeedEvent.objects.select_for_update().filter(pk=feed_event.pk).first()
-            present = Reaction.objects.filter(
-                feed_event=feed_event, user=request.user, kind=kind
-            ).exists()
-            if present != active:
-                try:
-                    _, counts = reaction_toggle(
-                        feed_event=feed_event, user=request.user, kind=kind
-                    )
-                except FeedError as error:
-                    raise field_error(error.message, error.field) from None
-            else:
-                counts = reaction_counts(feed_event=feed_event)
+        try:
+            counts = reaction_set(
+                feed_event=feed_event, user=request.user, kind=kind, active=active
+            )
+        except FeedError as error:
+            raise field_error(error.message, error.field) from None
         state = {
             "id": feed_event.event_id,
             "source": feed_event.source,
@@ -282,7 +271,7 @@ class ThanksSerializer(serializers.Serializer):
 
 class ThanksCreateSerializer(serializers.Serializer):
     to_employee = StrictPrimaryKeyRelatedField(
-        queryset=Employee.objects.filter(is_active=True),
+        queryset=employee_active_list(),
         help_text="The id of the colleague to thank.",
     )
     message = StrictCharField(max_length=500)
@@ -305,7 +294,7 @@ class ThanksView(APIView):
     def post(self, request):
         serializer = ThanksCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        sender = Employee.objects.filter(user=request.user).first()
+        sender = employee_for_user(user=request.user)
         if sender is None:
             raise serializers.ValidationError(
                 {"non_field_errors": ["Your login is not linked to an employee."]}

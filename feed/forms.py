@@ -1,6 +1,7 @@
 from django import forms
 
 from registrar.models import Employee
+from registrar.selectors import employee_active_list
 
 from .services import THANKS_MAX_LENGTH
 
@@ -18,6 +19,4 @@ class ThanksForm(forms.Form):
 
     def __init__(self, *args, sender: Employee, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["to_employee"].queryset = Employee.objects.filter(
-            is_active=True
-        ).exclude(pk=sender.pk)
+        self.fields["to_employee"].queryset = employee_active_list(excluding=sender)

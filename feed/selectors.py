@@ -28,6 +28,14 @@ class InvalidCursor(ValueError):
     """A pagination cursor that this feed did not hand out."""
 
 
+class FeedEventNotFound(LookupError):
+    """No event on the feed has this id (from this source)."""
+
+
+class AmbiguousEventId(LookupError):
+    """Several sources used this event id; the caller must name the source."""
+
+
 def feed_events_list(
     *, event_type: str | None = None, department: str | None = None
 ) -> QuerySet[FeedEvent]:
@@ -145,3 +153,34 @@ def feed_arrived_since(
         Q(pk__gt=since_id) | Q(received_at__gte=recent)
     )
     return list(with_reactions(events, user=user)[:limit])
+
+
+_EVENT_ID_MAX = FeedEvent._meta.get_field("event_id").max_length
+_SOURCE_MAX = FeedEvent._meta.get_field("source").max_length
+
+
+def feed_event_get(*, event_id: str, source: str | None = None) -> FeedEvent:
+    """The feed event with CloudEvent id ``event_id``.
+
+    Ids are unique per source only: when two sources used ``event_id``, give
+    ``source`` or get ``AmbiguousEventId``. Raises ``FeedEventNotFound`` when
+    no event matches, including for an id or source no event can have (too
+    long, or holding NUL, which the database would refuse to compare).
+    """
+    if _unstorable(event_id, _EVENT_ID_MAX) or (
+        source and _unstorable(source, _SOURCE_MAX)
+    ):
+        raise FeedEventNotFound(event_id)
+    events = FeedEvent.objects.filter(event_id=event_id)
+    if source:
+        events = events.filter(source=source)
+    found = list(events[:2])
+    if not found:
+        raise FeedEventNotFound(event_id)
+    if len(found) > 1:
+        raise AmbiguousEventId(event_id)
+    return found[0]
+
+
+def _unstorable(value: str, max_length: int) -> bool:
+    return "\x00" in value or len(value) > max_length

@@ -391,3 +391,31 @@ def thanks_send(
         },
     )
     return thanks
+
+
+@transaction.atomic
+def reaction_set(
+    *, feed_event: FeedEvent, user: Any, kind: str, active: bool
+) -> dict[str, int]:
+    """Make ``user``'s reaction of ``kind`` to ``feed_event`` present
+    (``active``) or absent, and return the event's counts per kind.
+
+    Idempotent, unlike ``reaction_toggle``: adding a reaction that exists or
+    removing one that does not changes nothing, also when the same request
+    races with itself (the one-per-kind-per-person constraint decides, no
+    lock is taken). Raises ``FeedError`` for an unknown kind.
+    """
+    if kind not in Reaction.Kind.values:
+        raise FeedError(
+            f"Unknown reaction {kind!r}: one of {', '.join(Reaction.Kind.values)}.",
+            field="kind",
+        )
+    if active:
+        # ON CONFLICT DO NOTHING: no error, and no savepoint, when it exists.
+        Reaction.objects.bulk_create(
+            [Reaction(feed_event=feed_event, user=user, kind=kind)],
+            ignore_conflicts=True,
+        )
+    else:
+        Reaction.objects.filter(feed_event=feed_event, user=user, kind=kind).delete()
+    return reaction_counts(feed_event=feed_event)

@@ -9,7 +9,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.roles import is_hr, staff_member_required
-from registrar.models import Department, Employee
+from registrar.selectors import department_name_list, employee_for_user
 
 from .forms import ThanksForm
 from .models import FeedEvent
@@ -34,10 +34,6 @@ def _filters(request) -> dict[str, str]:
 
 # Feed ids are PostgreSQL bigints.
 _MAX_ID = 2**63 - 1
-
-
-def _sender(user) -> Employee | None:
-    return Employee.objects.filter(user=user).first()
 
 
 @require_GET
@@ -66,7 +62,7 @@ def home(request):
         # "Older" pressed on a page that is already open: only the cards.
         html = render_to_string("feed/_cards.html", {"events": events}, request=request)
         return JsonResponse({"html": html, "older_url": older_url})
-    sender = _sender(request.user)
+    sender = employee_for_user(user=request.user)
     context = {
         "events": events,
         "older_url": older_url,
@@ -74,7 +70,7 @@ def home(request):
         "filters": filters,
         "filter_query": urlencode(query),
         "event_types": [(t, type_label(t)) for t in EVENT_TYPES],
-        "departments": Department.objects.values_list("name", flat=True),
+        "departments": department_name_list(),
         "since_id": newest_id,
         "sender": sender,
         "thanks_form": ThanksForm(sender=sender) if sender else None,
@@ -118,7 +114,7 @@ def react(request, pk: int):
 @require_POST
 @staff_member_required
 def thank(request):
-    sender = _sender(request.user)
+    sender = employee_for_user(user=request.user)
     if sender is None:
         messages.error(request, "Your login is not linked to an employee yet.")
         return redirect("feed:home")

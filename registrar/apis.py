@@ -6,7 +6,6 @@ A ``RegistrarError`` becomes a 400 with the field it concerns.
 """
 
 from django.db import transaction
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.pagination import PageNumberPagination
@@ -21,6 +20,7 @@ from portal.api import (
 )
 
 from .models import Department, Employee, Team
+from .selectors import employee_search, team_list
 from .services import (
     RegistrarError,
     department_rename,
@@ -207,23 +207,14 @@ class EmployeeViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
-        employees = Employee.objects.select_related("department", "team").order_by(
-            "full_name", "id"
-        )
         if self.action != "list":
-            return employees
+            return employee_search()
         params = query_params(EmployeeFilterSerializer, self.request)
-        if search := params.get("search", "").strip():
-            employees = employees.filter(
-                Q(full_name__icontains=search)
-                | Q(email__icontains=search)
-                | Q(position__icontains=search)
-            )
-        if "department" in params:
-            employees = employees.filter(department_id=params["department"])
-        if "team" in params:
-            employees = employees.filter(team_id=params["team"])
-        return employees
+        return employee_search(
+            query=params.get("search", ""),
+            department_id=params.get("department"),
+            team_id=params.get("team"),
+        )
 
     def create(self, request):
         serializer = EmployeeRegisterSerializer(data=request.data)
@@ -304,11 +295,7 @@ class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [ReadStaffWriteHR]
 
     def get_queryset(self):
-        teams = Team.objects.select_related("department").order_by(
-            "department__name", "name"
-        )
         if self.action == "list":
             params = query_params(TeamFilterSerializer, self.request)
-            if "department" in params:
-                teams = teams.filter(department_id=params["department"])
-        return teams
+            return team_list(department_id=params.get("department"))
+        return team_list()

@@ -1,6 +1,7 @@
 from django import forms
 
-from .models import Department, Team
+from .models import Department
+from .selectors import team_list
 
 
 class EmployeeRegisterForm(forms.Form):
@@ -9,7 +10,7 @@ class EmployeeRegisterForm(forms.Form):
     position = forms.CharField(max_length=120)
     department = forms.ModelChoiceField(queryset=Department.objects.all())
     team = forms.ModelChoiceField(
-        queryset=Team.objects.select_related("department"),
+        queryset=team_list(),
         required=False,
         help_text="Optional; must belong to the department.",
     )
@@ -23,7 +24,7 @@ class EmployeeSearchForm(forms.Form):
         required=False,
         label="Search",
         widget=forms.TextInput(
-            attrs={"placeholder": "Name or email", "type": "search"}
+            attrs={"placeholder": "Name, email or position", "type": "search"}
         ),
     )
 
@@ -34,7 +35,7 @@ class ChangePositionForm(forms.Form):
 
 class MoveToTeamForm(forms.Form):
     team = forms.ModelChoiceField(
-        queryset=Team.objects.select_related("department"),
+        queryset=team_list(),
         required=False,
         empty_label="No team",
         help_text="A team in another department moves the person there too.",

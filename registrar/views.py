@@ -3,7 +3,6 @@ page says the feed will show it shortly and never waits for it."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 
 from portal.roles import hr_required
@@ -16,6 +15,7 @@ from .forms import (
     MoveToTeamForm,
 )
 from .models import Department, Employee
+from .selectors import department_list_with_counts, employee_search
 from .services import (
     RegistrarError,
     department_rename,
@@ -36,12 +36,8 @@ def _show_error(form, error: RegistrarError) -> None:
 @hr_required
 def employee_list(request):
     search = EmployeeSearchForm(request.GET or None)
-    employees = Employee.objects.select_related("department", "team")
     query = search.cleaned_data["q"].strip() if search.is_valid() else ""
-    if query:
-        employees = employees.filter(
-            Q(full_name__icontains=query) | Q(email__icontains=query)
-        )
+    employees = employee_search(query=query)
     page = Paginator(employees, PER_PAGE).get_page(request.GET.get("page"))
     context = {"search": search, "page": page, "query": query}
     return render(request, "registrar/employee_list.html", context)
@@ -118,10 +114,7 @@ def employee_move_view(request, pk: int):
 
 @hr_required
 def department_list(request):
-    departments = Department.objects.annotate(
-        people=Count("employees", distinct=True),
-        team_count=Count("teams", distinct=True),
-    )
+    departments = department_list_with_counts()
     return render(
         request, "registrar/department_list.html", {"departments": departments}
     )

@@ -1,14 +1,17 @@
 """Reactions, thanks and the feed page selector."""
 
 import base64
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection, transaction
 
 from feed.models import FeedEvent, Reaction, Thanks
 from feed.selectors import InvalidCursor, decode_cursor, encode_cursor, feed_page
-from feed.services import FeedError, reaction_toggle, thanks_send
+from feed.services import FeedError, reaction_set, reaction_toggle, thanks_send
 from portal.messaging.models import OutboxMessage
 from portal.roles import HR_GROUP, STAFF_GROUP, is_hr, is_staff_member
 from tests.factories import EmployeeFactory
@@ -150,3 +153,100 @@ def test_cursor_round_trips_and_rejects_garbage():
     for bad in ("nope", "", "!!!!", cut, naive):
         with pytest.raises(InvalidCursor):
             decode_cursor(bad)
+
+
+def test_reaction_set_adds_and_removes_idempotently():
+    event = FeedEventFactory()
+    anna, ivan = UserFactory(), UserFactory()
+    reaction_set(feed_event=event, user=ivan, kind="like", active=True)
+    for _ in range(2):
+        counts = reaction_set(feed_event=event, user=anna, kind="like", active=True)
+        assert counts == {"like": 2, "fire": 0}
+    assert Reaction.objects.filter(user=anna).count() == 1
+    for _ in range(2):
+        counts = reaction_set(feed_event=event, user=anna, kind="like", active=False)
+        assert counts == {"like": 1, "fire": 0}
+    assert list(Reaction.objects.values_list("user", flat=True)) == [ivan.pk]
+
+
+def test_reaction_set_changes_only_that_kind_of_that_person_on_that_event():
+    event, other_event = FeedEventFactory(), FeedEventFactory()
+    anna, ivan = UserFactory(), UserFactory()
+    for user, feed_event in ((anna, other_event), (ivan, event)):
+        reaction_set(feed_event=feed_event, user=user, kind="like", active=True)
+    reaction_set(feed_event=event, user=anna, kind="fire", active=True)
+    reaction_set(feed_event=event, user=anna, kind="like", active=False)
+    assert sorted(Reaction.objects.values_list("feed_event", "user", "kind")) == sorted(
+        [
+            (other_event.pk, anna.pk, "like"),
+            (event.pk, ivan.pk, "like"),
+            (event.pk, anna.pk, "fire"),
+        ]
+    )
+
+
+def test_reaction_set_agrees_with_reaction_toggle():
+    """The web page toggles, the API sets: both see one reaction."""
+    event, user = FeedEventFactory(), UserFactory()
+    reaction_toggle(feed_event=event, user=user, kind="fire")
+    assert reaction_set(feed_event=event, user=user, kind="fire", active=True) == {
+        "like": 0,
+        "fire": 1,
+    }
+    reaction_set(feed_event=event, user=user, kind="fire", active=False)
+    assert reaction_toggle(feed_event=event, user=user, kind="fire")[0] is True
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_reaction_set_refuses_an_unknown_kind(active):
+    event, user = FeedEventFactory(), UserFactory()
+    with pytest.raises(FeedError) as error:
+        reaction_set(feed_event=event, user=user, kind="heart", active=active)
+    assert error.value.field == "kind"
+    assert "like" in error.value.message
+    assert not Reaction.objects.exists()
+
+
+def _wait_for_a_blocked_backend(timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                "'Lock' AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    pytest.fail("the second request never waited for the first one")
+
+
+@pytest.mark.real_stack
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_adding_one_reaction_at_once_store_it_once():
+    """The second add waits for the first to commit, then finds the reaction
+    there: no IntegrityError, one row, the counts after both."""
+    event, user = FeedEventFactory(), UserFactory()
+    outcome: dict = {}
+
+    def second_request():
+        try:
+            outcome["counts"] = reaction_set(
+                feed_event=event, user=user, kind="like", active=True
+            )
+        except Exception as error:
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second_request)
+    with transaction.atomic():
+        reaction_set(feed_event=event, user=user, kind="like", active=True)
+        thread.start()
+        # The second insert now waits on the unique index for this commit.
+        _wait_for_a_blocked_backend()
+    thread.join(timeout=10)
+    assert "error" not in outcome, outcome
+    assert outcome["counts"] == {"like": 1, "fire": 0}
+    assert Reaction.objects.count() == 1

@@ -266,6 +266,17 @@ def test_employee_list_searches_and_paginates(as_role, django_assert_max_num_que
     assert len(second.context["page"].object_list) == 7
 
 
+def test_employee_list_search_finds_positions_like_the_api(as_role):
+    """The page and ``GET /api/employees/?search=`` share one search."""
+    EmployeeFactory(full_name="Anna Petrova", position="Payroll Accountant")
+    EmployeeFactory(full_name="Olga Smirnova", position="Designer")
+    client = as_role("hr")
+    found = client.get(reverse("registrar:employee_list"), {"q": "payroll"})
+    assert [e.full_name for e in found.context["page"]] == ["Anna Petrova"]
+    api = client.get("/api/employees/", {"search": "payroll"}).json()
+    assert [e["full_name"] for e in api["results"]] == ["Anna Petrova"]
+
+
 def test_older_as_a_fragment_returns_cards_and_the_next_link(as_role):
     _events(25)
     client = as_role("staff")
