@@ -3,7 +3,7 @@ from django import forms
 from registrar.models import Employee
 from registrar.selectors import employee_active_list
 
-from .services import THANKS_MAX_LENGTH
+from .contracts import THANKS_MAX_LENGTH
 
 
 class ThanksForm(forms.Form):

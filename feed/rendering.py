@@ -3,6 +3,16 @@
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from registrar.contracts import (
+    DEPARTMENT_RENAMED,
+    EMPLOYEE_POSITION_CHANGED,
+    EMPLOYEE_REGISTERED,
+    TEAM_MEMBER_JOINED,
+    TEAM_MEMBER_LEFT,
+)
+
+from .contracts import THANKS_SENT
+
 
 def _registered(d: Mapping[str, Any]) -> str:
     where = f"{d['team']}, {d['department']}" if d.get("team") else d["department"]
@@ -10,14 +20,14 @@ def _registered(d: Mapping[str, Any]) -> str:
 
 
 _RENDERERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "employee.registered": _registered,
-    "employee.position_changed": lambda d: (
+    EMPLOYEE_REGISTERED: _registered,
+    EMPLOYEE_POSITION_CHANGED: lambda d: (
         f"{d['full_name']} is now {d['new_position']} (was {d['old_position']})"
     ),
-    "team.member_joined": lambda d: f"{d['full_name']} joined the {d['team']} team",
-    "team.member_left": lambda d: f"{d['full_name']} left the {d['team']} team",
-    "department.renamed": lambda d: f"{d['old_name']} was renamed to {d['new_name']}",
-    "thanks.sent": lambda d: f"{d['from_name']} thanked {d['to_name']}: {d['message']}",
+    TEAM_MEMBER_JOINED: lambda d: f"{d['full_name']} joined the {d['team']} team",
+    TEAM_MEMBER_LEFT: lambda d: f"{d['full_name']} left the {d['team']} team",
+    DEPARTMENT_RENAMED: lambda d: f"{d['old_name']} was renamed to {d['new_name']}",
+    THANKS_SENT: lambda d: f"{d['from_name']} thanked {d['to_name']}: {d['message']}",
 }
 
 
@@ -28,20 +38,20 @@ def render_text(event_type: str, data: Mapping[str, Any]) -> str:
 
 def department_of(event_type: str, data: Mapping[str, Any]) -> str:
     """The department an event concerns, for filtering (empty if none)."""
-    if event_type == "employee.registered":
+    if event_type == EMPLOYEE_REGISTERED:
         return data["department"]
-    if event_type == "department.renamed":
+    if event_type == DEPARTMENT_RENAMED:
         return data["new_name"]
     return ""
 
 
 _LABELS = {
-    "employee.registered": "Joined",
-    "employee.position_changed": "New position",
-    "team.member_joined": "Team change",
-    "team.member_left": "Team change",
-    "department.renamed": "Department renamed",
-    "thanks.sent": "Thanks",
+    EMPLOYEE_REGISTERED: "Joined",
+    EMPLOYEE_POSITION_CHANGED: "New position",
+    TEAM_MEMBER_JOINED: "Team change",
+    TEAM_MEMBER_LEFT: "Team change",
+    DEPARTMENT_RENAMED: "Department renamed",
+    THANKS_SENT: "Thanks",
 }
 EVENT_TYPES = list(_LABELS)
 

@@ -4,7 +4,7 @@ import functools
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from portal.messaging import topology
 from portal.messaging.batches import batch_apply
 from portal.messaging.contracts import (
     ContractError,
@@ -23,22 +22,23 @@ from portal.messaging.contracts import (
     unstorable_error,
     validate_event,
 )
-from portal.messaging.deadletters import (
+from portal.messaging.dead_letter_records import (
     REASON_DATABASE_REFUSED,
     dead_letter_for_contract_error,
     dead_letter_for_event,
     dead_letters_store,
 )
+from portal.messaging.eventlog import event_log_emit
 from portal.messaging.models import DeadLetter
-from portal.messaging.outbox import outbox_emit
+from portal.messaging.topology import TASKS_EXCHANGE
 from registrar.models import Employee
 
+from .contracts import THANKS_MAX_LENGTH, THANKS_SENT
 from .models import FeedEvent, Reaction, Thanks
 from .rendering import department_of, render_text
+from .subscriptions import FEED
 
 logger = logging.getLogger(__name__)
-
-THANKS_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -70,61 +70,47 @@ def _feed_event(event: Event) -> dict[str, Any]:
 
 @dataclass
 class _Row:
-    """One valid event on its way into the feed, with where it came from."""
+    """One valid event on its way into the feed, and what it came as."""
 
     fields: dict[str, Any]
     raw: Any
-    origin: Mapping[str, Any]
 
 
-def feed_events_apply(
-    *,
-    envelopes: Iterable[Any],
-    origins: Iterable[Mapping[str, Any]] | None = None,
-    dead_letters: Iterable[DeadLetter] = (),
-) -> ApplyResult:
+def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
     """Validate CloudEvents and add the valid ones to the feed, in one transaction.
 
     Idempotent: an event whose (source, id) is already on the feed, or appears
     twice in ``envelopes``, is skipped. An event that can never be applied is
-    stored as a ``DeadLetter`` with its reason instead, without failing the
-    others: one that fails its contract, and one the database refuses for a
-    reason the contract did not foresee (``batch_apply`` isolates it; reason
-    "refused by database"). ``origins`` (one mapping per envelope: exchange,
-    routing key, headers…) says where each came from, so that record can be
-    requeued there. By default an event came from the feed task queue.
-    ``dead_letters`` are stored in the same transaction (a consumer's
-    undecodable messages), so a consumer acks everything it read once this
-    returns. Transient database errors propagate (the caller retries the
-    whole batch, which is safe because of the idempotency).
+    stored as a ``DeadLetter`` of the feed's subscription with its reason
+    instead, without failing the others: one that fails its contract, and
+    one the database refuses for a reason the contract did not foresee
+    (``batch_apply`` isolates it; reason "refused by database"). Transient
+    database errors propagate (the caller retries the whole batch, which is
+    safe because of the idempotency).
 
     The events are validated and inserted ``FEED_INSERT_CHUNK`` at a time; on
     PostgreSQL each chunk's insert is sent without waiting for the previous
     one (pipeline mode), so the database works on one chunk while the next is
     validated, and the transaction commits once all are in.
     """
-    envelopes = list(envelopes)
-    origins = list(origins) if origins is not None else [{}] * len(envelopes)
-    dead_letters = list(dead_letters)
     refused: list[DeadLetter] = []
 
-    def refuse(item: tuple[Any, Mapping[str, Any]], exc: Exception) -> None:
-        raw, origin = item
+    def refuse(raw: Any, exc: Exception) -> None:
         refused.append(
             dead_letter_for_event(
                 raw,
                 reason=REASON_DATABASE_REFUSED,
                 error=f"{type(exc).__name__}: {exc}"[:8000],
-                **{**_task_origin(), **origin},
+                **_origin(),
             )
         )
 
     def store_dead_letters() -> None:
-        if dead_letters or refused:
-            dead_letters_store([*dead_letters, *refused])
+        if refused:
+            dead_letters_store(refused)
 
     results = batch_apply(
-        list(zip(envelopes, origins, strict=True)),
+        list(envelopes),
         apply=_feed_events_apply_part,
         refuse=refuse,
         finish=store_dead_letters,
@@ -132,16 +118,12 @@ def feed_events_apply(
     return ApplyResult(
         created=sum(r.created for r in results),
         duplicates=sum(r.duplicates for r in results),
-        dead_lettered=sum(r.dead_lettered for r in results)
-        + len(dead_letters)
-        + len(refused),
+        dead_lettered=sum(r.dead_lettered for r in results) + len(refused),
     )
 
 
-def _feed_events_apply_part(
-    items: Sequence[tuple[Any, Mapping[str, Any]]],
-) -> ApplyResult:
-    """Apply (envelope, origin) pairs inside the caller's transaction."""
+def _feed_events_apply_part(items: Sequence[Any]) -> ApplyResult:
+    """Apply envelopes inside the caller's transaction."""
     batch = _Batch(dead=[])
     rows = batch.valid_rows(items)
     created, stored = _feed_events_insert(_chunks(rows), batch.dead)
@@ -161,29 +143,27 @@ class _Batch:
     dead: list[DeadLetter]
     repeats: int = 0
 
-    def valid_rows(
-        self, items: Iterable[tuple[Any, Mapping[str, Any]]]
-    ) -> Iterator[_Row]:
+    def valid_rows(self, items: Iterable[Any]) -> Iterator[_Row]:
         """The feed rows of the valid events, lazily, so that validating the
         next chunk overlaps inserting the previous one."""
         seen: set[tuple[str, str]] = set()
-        for raw, origin in items:
+        for raw in items:
             try:
                 event = validate_event(raw, check_storable=False)
             except ContractError as error:
-                self.dead.append(_dead_letter(raw, error, origin))
+                self.dead.append(_dead_letter(raw, error))
                 continue
             key = (event.envelope.source, event.envelope.id)
             if key in seen:
                 self.repeats += 1
                 continue
             seen.add(key)
-            yield _Row(_feed_event(event), raw, origin)
+            yield _Row(_feed_event(event), raw)
 
 
-def _dead_letter(raw: Any, error: ContractError, origin: Mapping[str, Any]):
+def _dead_letter(raw: Any, error: ContractError) -> DeadLetter:
     logger.warning("Dead-lettering event: %s", error)
-    return dead_letter_for_contract_error(raw, error, **{**_task_origin(), **origin})
+    return dead_letter_for_contract_error(raw, error, **_origin())
 
 
 def _chunks(rows: Iterable[_Row]) -> Iterator[list[_Row]]:
@@ -217,7 +197,7 @@ def _payload(rows: list[_Row], dead: list[DeadLetter]) -> tuple[str, list[_Row]]
             keep.append(row)
         else:
             error = unstorable_error(row.raw) or error
-            dead.append(_dead_letter(row.raw, error, row.origin))
+            dead.append(_dead_letter(row.raw, error))
     return _json([row.fields for row in keep]), keep
 
 
@@ -301,11 +281,13 @@ def _insert_sql() -> str:
     )
 
 
-def _task_origin() -> dict[str, str]:
+def _origin() -> dict[str, str]:
+    """Where a dead letter of the feed goes back to: the feed's task."""
     return {
-        "exchange": topology.FEED_EXCHANGE,
-        "routing_key": topology.feed_queue_name(),
-        "queue": topology.feed_queue_name(),
+        "subscriber": FEED.name,
+        "exchange": TASKS_EXCHANGE,
+        "routing_key": FEED.queue,
+        "queue": FEED.queue,
     }
 
 
@@ -361,7 +343,7 @@ def reaction_toggle(
 def thanks_send(
     *, from_employee: Employee, to_employee: Employee, message: str
 ) -> Thanks:
-    """Store a thank-you and emit ``thanks.sent`` through the outbox, together.
+    """Store a thank-you and log ``thanks.sent``, in one transaction.
 
     Raises ``FeedError`` when thanking oneself or when the message is empty
     or longer than 500 characters; nothing is stored then.
@@ -379,8 +361,8 @@ def thanks_send(
     thanks = Thanks.objects.create(
         from_employee=from_employee, to_employee=to_employee, message=message
     )
-    outbox_emit(
-        type="thanks.sent",
+    event_log_emit(
+        type=THANKS_SENT,
         source=f"{settings.PORTAL_EVENT_SOURCE}/feed",
         data={
             "from_employee_id": from_employee.pk,

@@ -13,6 +13,14 @@ app.autodiscover_tasks()
 
 @app.on_after_configure.connect
 def _configure_topology(sender: Celery, **kwargs: object) -> None:
+    # The queues come from the subscriptions the apps register when Django
+    # starts: a worker reads its configuration before Celery's Django fixup
+    # would set Django up.
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        django.setup()
     from portal.messaging import topology
 
     topology.configure(sender)

@@ -9,4 +9,7 @@ class RegistrarConfig(AppConfig):
     def ready(self) -> None:
         from portal.roles import ensure_roles
 
+        from .contracts import register_contracts
+
+        register_contracts()
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="ensure_roles")

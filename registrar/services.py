@@ -1,5 +1,5 @@
 """Every write of the registrar. Each function is one transaction that stores
-the change and its event(s) in the outbox together."""
+the change and logs its event(s) together (``event_log_emit``)."""
 
 import datetime
 from typing import Any
@@ -8,8 +8,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.messaging.outbox import outbox_emit
+from portal.messaging.eventlog import event_log_emit
 
+from .contracts import (
+    DEPARTMENT_RENAMED,
+    EMPLOYEE_POSITION_CHANGED,
+    EMPLOYEE_REGISTERED,
+    TEAM_MEMBER_JOINED,
+    TEAM_MEMBER_LEFT,
+)
 from .models import Department, Employee, Team
 
 
@@ -97,8 +104,8 @@ def employee_register(
     except IntegrityError:
         # A concurrent registration of the same email won the race.
         raise RegistrarError(f"{email} is already registered.", field="email") from None
-    outbox_emit(
-        type="employee.registered",
+    event_log_emit(
+        type=EMPLOYEE_REGISTERED,
         source=_source(),
         data={
             "employee_id": employee.pk,
@@ -124,8 +131,8 @@ def employee_change_position(*, employee: Employee, position: str) -> Employee:
         return employee
     employee.position = position
     employee.save(update_fields=["position", "updated_at"])
-    outbox_emit(
-        type="employee.position_changed",
+    event_log_emit(
+        type=EMPLOYEE_POSITION_CHANGED,
         source=_source(),
         data={
             "employee_id": employee.pk,
@@ -137,9 +144,9 @@ def employee_change_position(*, employee: Employee, position: str) -> Employee:
     return employee
 
 
-def _membership_event(kind: str, *, team: Team, employee: Employee) -> None:
-    outbox_emit(
-        type=f"team.member_{kind}",
+def _membership_event(event_type: str, *, team: Team, employee: Employee) -> None:
+    event_log_emit(
+        type=event_type,
         source=_source(),
         data={
             "team_id": team.pk,
@@ -174,9 +181,9 @@ def employee_move_to_team(*, employee: Employee, team: Team | None) -> Employee:
         fields.append("department")
     employee.save(update_fields=fields)
     if old_team is not None:
-        _membership_event("left", team=old_team, employee=employee)
+        _membership_event(TEAM_MEMBER_LEFT, team=old_team, employee=employee)
     if team is not None:
-        _membership_event("joined", team=team, employee=employee)
+        _membership_event(TEAM_MEMBER_JOINED, team=team, employee=employee)
     return employee
 
 
@@ -196,8 +203,8 @@ def department_rename(*, department: Department, name: str) -> Department:
         raise RegistrarError(f"A department named {name!r} exists.", field="name")
     department.name = name
     department.save(update_fields=["name"])
-    outbox_emit(
-        type="department.renamed",
+    event_log_emit(
+        type=DEPARTMENT_RENAMED,
         source=_source(),
         data={"department_id": department.pk, "old_name": old_name, "new_name": name},
     )

@@ -20,6 +20,7 @@ from django.db import connection
 from kombu import Connection
 
 from portal.messaging import topology
+from portal.messaging.subscriptions import subscriptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,16 +60,25 @@ def broker() -> Iterator[Connection]:
         yield conn
 
 
+def subscriber_queue_names() -> list[str]:
+    """Every subscription's task and dead-letter queue, as named now."""
+    return [
+        name
+        for subscription in subscriptions()
+        for name in (subscription.queue, subscription.dead_letter_queue)
+    ]
+
+
 def _purge(conn: Connection) -> None:
     channel = conn.channel()
-    for name in (topology.feed_queue_name(), topology.dead_letter_queue_name()):
+    for name in subscriber_queue_names():
         channel.queue_purge(name)
     channel.close()
 
 
 @pytest.fixture
 def clean_queues(broker: Connection) -> Iterator[Connection]:
-    """Empty the feed and dead-letter queues before and after the test."""
+    """Empty every subscriber's queues before and after the test."""
     _purge(broker)
     yield broker
     _purge(broker)
@@ -78,15 +88,21 @@ class WorkerProcess:
     """A ``celery worker`` subprocess on the test database and broker."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, concurrency: int = 2
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        concurrency: int = 2,
+        queues: list[str] | None = None,
     ) -> None:
+        """``queues``: the task queues to consume (by default every
+        subscriber's, as the worker's own settings name them)."""
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        only = [f"--queues={','.join(queues)}"] if queues else []
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "portal", "worker",
-                "--loglevel=INFO", f"--concurrency={concurrency}",
-                f"--queues={topology.feed_queue_name()}",
+                "--loglevel=INFO", f"--concurrency={concurrency}", *only,
                 "--without-mingle", "--without-gossip",
                 f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
             ],
@@ -120,7 +136,8 @@ class WorkerProcess:
 
 
 def worker_env(**overrides: str) -> dict[str, str]:
-    """The environment of a worker pointed at the test database."""
+    """The environment of a worker pointed at the test database, with the
+    tests' own subscriber app installed."""
     db = connection.settings_dict
     env = dict(os.environ)
     env.update(
@@ -131,16 +148,22 @@ def worker_env(**overrides: str) -> dict[str, str]:
         ),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         CONN_MAX_AGE="0",
+        PORTAL_EXTRA_APPS="tests.subscriber_app",
+        # The events its ingest consumer logs are routed by the worker
+        # itself, right after the commit: no relay runs beside the tests (a
+        # session-wide one would route other tests' rows to the wrong queues).
+        OUTBOX_PUBLISH_MODE="thread",
     )
     env.update(overrides)
     return env
 
 
 @pytest.fixture(scope="session")
-def feed_worker(
+def feed_worker(  # the feed's and the audit subscriber's queues
     django_db_setup, django_db_blocker, tmp_path_factory
 ) -> Iterator[WorkerProcess]:
-    """A real Celery worker consuming the feed queue for the whole session."""
+    """A real Celery worker consuming every subscriber's queue (the feed's
+    and the tests' audit subscriber's) for the whole session."""
     if not real_stack_available():
         pytest.skip("needs the real stack")
     with django_db_blocker.unblock():
@@ -163,6 +186,6 @@ def inline_publish(settings):
 def _fresh_background_publisher():
     """A broker failure in one test pauses this process's fast path for a few
     seconds (rows go to the relay meanwhile); the next test starts unpaused."""
-    from portal.messaging.publisher import background
+    from portal.messaging.wakeup import background
 
-    background()._paused_until = 0.0
+    background().unpause()

@@ -63,3 +63,17 @@ def queue_depth(connection: Connection, name: str) -> int:
         return count
     finally:
         channel.close()
+
+
+def send_task(envelopes: list[Any], subscription=None) -> None:
+    """Publish one task message carrying ``envelopes`` to a subscriber's
+    queue (the feed's by default), as the relay would, confirmed."""
+    from feed.subscriptions import FEED
+    from portal.messaging import topology
+    from portal.messaging.amqp_publish import publish_confirmed, publisher_connection
+    from portal.messaging.task_messages import encode_event, task_message
+
+    subscription = subscription or FEED
+    topology.declare_subscription(publisher_connection(), subscription)
+    message = task_message(subscription, [encode_event(e) for e in envelopes])
+    assert publish_confirmed([message]) == [None]

@@ -3,11 +3,15 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from .deadletters import deadletters_purge, deadletters_requeue, decoded_body
-from .models import DeadLetter, OutboxMessage, ServiceToken
+from .dead_letter_tools import (
+    dead_letter_body_for_people,
+    dead_letters_purge,
+    dead_letters_requeue,
+)
+from .models import DeadLetter, LoggedEvent, ServiceToken
 
 
-class OutboxFailureFilter(admin.SimpleListFilter):
+class DeliveryFilter(admin.SimpleListFilter):
     title = "delivery"
     parameter_name = "delivery"
 
@@ -15,7 +19,7 @@ class OutboxFailureFilter(admin.SimpleListFilter):
         return [("failing", "Pending with errors"), ("waiting", "Pending, no error")]
 
     def queryset(self, request, queryset):
-        pending = queryset.filter(status=OutboxMessage.Status.PENDING)
+        pending = queryset.filter(status=LoggedEvent.Status.PENDING)
         if self.value() == "failing":
             return pending.exclude(last_error="")
         if self.value() == "waiting":
@@ -23,22 +27,24 @@ class OutboxFailureFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+@admin.register(LoggedEvent)
+class LoggedEventAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "type",
         "event_id",
+        "origin",
         "status",
+        "owed_to",
         "attempts",
         "age",
         "created_at",
         "published_at",
         "short_error",
     ]
-    list_filter = ["status", OutboxFailureFilter, "type"]
+    list_filter = ["status", DeliveryFilter, "origin", "type"]
     search_fields = ["event_id", "type", "source"]
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    readonly_fields = [f.name for f in LoggedEvent._meta.fields]
     date_hierarchy = "created_at"
     actions = ["republish"]
 
@@ -49,20 +55,34 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def age(self, obj):
         return timesince(obj.created_at)
 
+    @admin.display(description="owed to")
+    def owed_to(self, obj):
+        return ", ".join(obj.undelivered or []) or "—"
+
     @admin.display(description="last error")
     def short_error(self, obj):
         return Truncator(obj.last_error).chars(80)
 
-    @admin.action(description="Republish selected messages", permissions=["change"])
+    @admin.action(
+        description="Republish selected events to every subscriber",
+        permissions=["change"],
+    )
     def republish(self, request, queryset):
-        """Publish the rows again, sent ones too: the feed applies each event
-        at most once, so a second delivery is harmless."""
-        from .publisher import publish_pending
+        """Route the events again, sent ones too, to every destination that
+        wants them now: subscribers apply each event at most once, so a
+        second delivery is harmless."""
+        from .router import route_pending
+        from .subscriptions import destinations_for
 
         ids = list(queryset.values_list("pk", flat=True))
-        queryset.update(status=OutboxMessage.Status.PENDING, published_at=None)
-        result = publish_pending(ids=ids)
-        text = f"{result.sent} of {len(ids)} message(s) published."
+        for event_type in set(queryset.values_list("type", flat=True)):
+            queryset.filter(type=event_type).update(
+                status=LoggedEvent.Status.PENDING,
+                published_at=None,
+                undelivered=destinations_for(event_type),
+            )
+        result = route_pending(ids=ids)
+        text = f"{result.sent} of {len(ids)} event(s) republished."
         if result.failed:
             text += f" {result.failed} still pending: {result.error}"
         level = messages.WARNING if result.failed else messages.SUCCESS
@@ -82,9 +102,10 @@ class DeadLetterAdmin(admin.ModelAdmin):
         "source",
         "event_id",
         "attempts",
+        "subscriber",
         "queue",
     ]
-    list_filter = ["status", "reason", "event_type", "kind", "queue"]
+    list_filter = ["status", "reason", "subscriber", "event_type", "kind", "queue"]
     search_fields = ["event_id", "source", "event_type", "error", "body"]
     date_hierarchy = "created_at"
     actions = ["requeue", "purge"]
@@ -107,16 +128,16 @@ class DeadLetterAdmin(admin.ModelAdmin):
     @admin.display(description="payload")
     def payload(self, obj: DeadLetter):
         return format_html(
-            '<pre class="deadletter-payload">{}</pre>', decoded_body(obj)
+            '<pre class="deadletter-payload">{}</pre>', dead_letter_body_for_people(obj)
         )
 
     @admin.action(
-        description="Requeue: publish again to where they came from",
+        description="Requeue: back to the subscriber (or queue) that failed",
         permissions=["requeue"],
     )
     def requeue(self, request, queryset):
         selected = list(queryset.order_by("id"))
-        done, errors = deadletters_requeue(selected)
+        done, errors = dead_letters_requeue(selected)
         if done:
             self.message_user(request, f"Requeued {done} dead letter(s).")
         if errors:
@@ -129,7 +150,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Purge: delete for good", permissions=["delete"])
     def purge(self, request, queryset):
-        self.message_user(request, f"Purged {deadletters_purge(queryset)} record(s).")
+        self.message_user(request, f"Purged {dead_letters_purge(queryset)} record(s).")
 
     def has_requeue_permission(self, request) -> bool:
         return request.user.has_perm("messaging.view_deadletter") and (

@@ -18,8 +18,8 @@ from portal.api import JSONParser
 
 from .asyncapi import asyncapi
 from .contracts import CONTENT_TYPE, ContractError, validate_event
+from .eventlog import event_log_accept
 from .models import ServiceToken
-from .outbox import outbox_accept_event
 from .patterns import pattern_problem
 from .sources import source_prefix_problem
 
@@ -99,12 +99,13 @@ class CloudEventsParser(JSONParser):
 class EventIngestView(APIView):
     """``POST /api/events/``: one CloudEvent from another service.
 
-    ``202`` once the event is committed to the outbox (from there it reaches
-    the feed like the portal's own events); ``400`` with field errors when it
-    fails its contract; ``401`` without a valid token; ``403`` when the event's
-    source or type is not one the token may use, or the source is reserved
-    for the portal's own events; ``413`` above ``MESSAGE_MAX_BYTES``. Posting
-    the same (source, id) again answers ``202`` and changes nothing.
+    ``202`` once the event is committed to the event log (from there it
+    reaches every subscriber that wants it, like the portal's own events);
+    ``400`` with field errors when it fails its contract; ``401`` without a
+    valid token; ``403`` when the event's source or type is not one the token
+    may use, or the source is reserved for the portal's own events; ``413``
+    above ``MESSAGE_MAX_BYTES``. Posting the same (source, id) again answers
+    ``202`` and changes nothing.
     """
 
     authentication_classes = [ServiceTokenAuthentication]
@@ -140,7 +141,7 @@ class EventIngestView(APIView):
         )
         if refusal:
             raise exceptions.PermissionDenied(refusal)
-        message, created = outbox_accept_event(event=event)
+        message, created = event_log_accept(event=event)
         return Response(
             {
                 "id": message.event_id,

@@ -2,9 +2,10 @@
 
 ``asyncapi()`` (served at ``/api/asyncapi.json``) and ``events_markdown()``
 (``docs/events.md``, written by ``manage.py events_doc``) are both built from
-``contracts.EVENT_TYPES`` and ``contracts.Envelope``, the same registry the
-outbox and the consumers validate with, so the documents cannot drift from
-what is accepted.
+the contract registry (``contracts.CONTRACTS``) and ``contracts.Envelope``,
+the same registry the event log and the subscribers validate with, and from
+the registered subscriptions, so the documents cannot drift from what is
+accepted and delivered.
 """
 
 import json
@@ -13,6 +14,7 @@ from typing import Any
 from django.conf import settings
 
 from . import contracts, topology
+from .subscriptions import subscriptions
 
 ASYNCAPI_VERSION = "2.6.0"
 AMQP_BINDING_VERSION = "0.2.0"
@@ -59,8 +61,49 @@ def _types() -> dict[str, list[int]]:
     return by_type
 
 
+def _exchange_binding(name: str) -> dict[str, Any]:
+    return {
+        "amqp": {
+            "is": "routingKey",
+            "exchange": {
+                "name": name,
+                "type": "topic",
+                "durable": True,
+                "autoDelete": False,
+                "vhost": "/",
+            },
+            "bindingVersion": AMQP_BINDING_VERSION,
+        }
+    }
+
+
+def _receivers(type_: str) -> list[str]:
+    return [s.name for s in subscriptions() if s.wants(type_)]
+
+
+def subscribers_description() -> list[dict[str, Any]]:
+    """The in-portal subscribers: what each receives and how it is delivered."""
+    return [
+        {
+            "name": s.name,
+            "description": s.description,
+            "patterns": list(s.patterns),
+            "task": s.task,
+            "queue": s.queue,
+            "deadLetterQueue": s.dead_letter_queue,
+            "deliveryLimit": s.max_deliveries,
+            "retryDelaysSeconds": list(s.delays),
+            "eventsPerMessage": s.max_events_per_message,
+        }
+        for s in subscriptions()
+    ]
+
+
 def asyncapi() -> dict[str, Any]:
-    """The AsyncAPI 2.6 document of ``portal.events``: one channel per type."""
+    """The AsyncAPI 2.6 document: per event type, a channel on
+    ``portal.events`` (publish: other services send) and one on
+    ``portal.broadcast`` (subscribe: other services receive every event the
+    portal logs); ``x-portal-subscribers`` lists the subscribers inside."""
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
@@ -83,25 +126,17 @@ def asyncapi() -> dict[str, Any]:
                 },
             }
             refs.append({"$ref": f"#/components/messages/{name}"})
-        channels[type_] = {
+        message = refs[0] if len(refs) == 1 else {"oneOf": refs}
+        owner = contracts.CONTRACTS[(type_, versions[-1])].owner
+        receivers = ", ".join(_receivers(type_)) or "none"
+        channels[f"{topology.EVENTS_EXCHANGE}/{type_}"] = {
             "description": f"Routing key `{type_}` on the topic exchange "
-            f"`{topology.EVENTS_EXCHANGE}`.",
-            "bindings": {
-                "amqp": {
-                    "is": "routingKey",
-                    "exchange": {
-                        "name": topology.EVENTS_EXCHANGE,
-                        "type": "topic",
-                        "durable": True,
-                        "autoDelete": False,
-                        "vhost": "/",
-                    },
-                    "bindingVersion": AMQP_BINDING_VERSION,
-                }
-            },
+            f"`{topology.EVENTS_EXCHANGE}`. Owned by the portal's {owner}; "
+            f"received in the portal by: {receivers}.",
+            "bindings": _exchange_binding(topology.EVENTS_EXCHANGE),
             "publish": {
                 "operationId": "publish_" + type_.replace(".", "_"),
-                "summary": f"Other services publish `{type_}` events for the feed.",
+                "summary": f"Other services publish `{type_}` events to the portal.",
                 "bindings": {
                     "amqp": {
                         "deliveryMode": 2,
@@ -109,7 +144,27 @@ def asyncapi() -> dict[str, Any]:
                         "bindingVersion": AMQP_BINDING_VERSION,
                     }
                 },
-                "message": refs[0] if len(refs) == 1 else {"oneOf": refs},
+                "message": message,
+            },
+        }
+        channels[f"{topology.BROADCAST_EXCHANGE}/{type_}"] = {
+            "description": f"Routing key `{type_}` on the topic exchange "
+            f"`{topology.BROADCAST_EXCHANGE}`: every `{type_}` event the "
+            "portal logs, its own and other services', once per publish. Bind a "
+            "queue of your own with the type patterns you want (`employee.*`, "
+            "`#`) and dedupe on (`source`, `id`).",
+            "bindings": _exchange_binding(topology.BROADCAST_EXCHANGE),
+            "subscribe": {
+                "operationId": "receive_" + type_.replace(".", "_"),
+                "summary": f"Receive every `{type_}` event the portal logs.",
+                "bindings": {
+                    "amqp": {
+                        "deliveryMode": 2,
+                        "ack": True,
+                        "bindingVersion": AMQP_BINDING_VERSION,
+                    }
+                },
+                "message": message,
             },
         }
     return {
@@ -119,14 +174,17 @@ def asyncapi() -> dict[str, Any]:
             "title": "Portal events",
             "version": "1",
             "description": (
-                "CloudEvents 1.0 (JSON, structured mode) that other services "
-                f"publish to the durable topic exchange `{topology.EVENTS_EXCHANGE}`"
-                " with the event type as routing key: persistent messages, "
-                "publisher confirms, `message_id` = event id, `app_id` = source. "
-                "The same events may be POSTed to `/api/events/` with a service "
-                "token. Each (source, id) is applied to the feed at most once; "
-                "invalid events go to the dead-letter store, never retried. "
-                f"Bodies above {settings.MESSAGE_MAX_BYTES} bytes are refused."
+                "CloudEvents 1.0 (JSON, structured mode). Other services publish "
+                f"to the durable topic exchange `{topology.EVENTS_EXCHANGE}` with "
+                "the event type as routing key: persistent messages, publisher "
+                "confirms, `message_id` = event id, `app_id` = source. The same "
+                "events may be POSTed to `/api/events/` with a service token. "
+                "Every event the portal accepts is logged once per (source, id) "
+                "and routed to each subscriber inside the portal that wants it "
+                f"and to `{topology.BROADCAST_EXCHANGE}`, in the same shape, for "
+                "services outside. Invalid events go to the dead-letter store, "
+                f"never retried. Bodies above {settings.MESSAGE_MAX_BYTES} bytes "
+                "are refused."
             ),
         },
         "defaultContentType": contracts.CONTENT_TYPE,
@@ -140,6 +198,7 @@ def asyncapi() -> dict[str, Any]:
         },
         "channels": channels,
         "components": {"messages": messages, "schemas": schemas},
+        "x-portal-subscribers": subscribers_description(),
     }
 
 
@@ -208,8 +267,8 @@ def events_markdown() -> str:
     lines = [
         "# Events",
         "",
-        "<!-- Generated from portal/messaging/contracts.py by "
-        "`manage.py events_doc`; do not edit. -->",
+        "<!-- Generated from the contract registry (each app's contracts.py) "
+        "and the subscriptions by `manage.py events_doc`; do not edit. -->",
         "",
         "Every event is a [CloudEvents 1.0](https://github.com/cloudevents/spec) "
         f"event in JSON structured mode (`{contracts.CONTENT_TYPE}`). The "
@@ -225,16 +284,41 @@ def events_markdown() -> str:
         "`mandatory`. Examples: `examples/publish_pika.py`, "
         "`examples/publish_aio_pika.py`.",
         "- **HTTP**: `POST /api/events/` with `Authorization: Token <service "
-        "token>` (from `manage.py create_service_token NAME`), body = the event "
-        "as JSON. `202` once stored, `400` with field errors, `401`/`403` "
-        "without a valid token or for a source the token may not use.",
+        "token>` (from `manage.py create_service_token NAME --source-prefix "
+        "/your-service`), body = the event as JSON. `202` once logged, `400` "
+        "with field errors, `401`/`403` without a valid token or for a source "
+        "or type the token may not use.",
         "",
-        "Each (`source`, `id`) appears on the feed at most once, so publishing "
-        "again after a lost confirm or a timeout is safe. An event that can "
-        "never be applied (invalid, unknown type or version, not JSON, wrong "
-        "content type, bigger than `MESSAGE_MAX_BYTES`, 256 KiB by default) goes "
-        "to the "
+        "Sources under `/portal` are the portal's own and are refused from "
+        "other services. Each (`source`, `id`) is logged once and applied by "
+        "each subscriber at most once, so publishing again after a lost "
+        "confirm or a timeout is safe. An event that can never be applied "
+        "(invalid, unknown type or version, not JSON, wrong content type, "
+        "bigger than `MESSAGE_MAX_BYTES`, 256 KiB by default) goes to the "
         "dead-letter store with its reason and is never retried.",
+        "",
+        "## Subscribing",
+        "",
+        f"Every event the portal logs, its own and other services', is "
+        f"published once to the durable topic exchange "
+        f"`{topology.BROADCAST_EXCHANGE}`: routing key = the event `type`, the "
+        "same body and properties as above, persistent. Bind a durable queue "
+        "of your own with the type patterns you want (`employee.*`, `#`), ack "
+        "after your own commit and dedupe on (`source`, `id`): delivery is at "
+        "least once. Example: `examples/consume_pika.py`.",
+        "",
+        "Inside the portal, these subscribers receive events (each on its own "
+        "quorum queue, several events per task message):",
+        "",
+        "| subscriber | types | task | queue | retries (s) | delivery limit |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| `{s['name']}` | {', '.join(f'`{p}`' for p in s['patterns'])} | "
+            f"`{s['task']}` | `{s['queue']}` | "
+            f"{', '.join(f'{d:g}' for d in s['retryDelaysSeconds'])} | "
+            f"{s['deliveryLimit']} |"
+            for s in subscribers_description()
+        ],
         "",
         "## Envelope",
         "",
@@ -260,10 +344,24 @@ def events_markdown() -> str:
             f"| `{name}` | {_type_text(prop)} | "
             f"{'yes' if name in required else 'no'} | {notes.get(name, '')} |"
         )
-    lines += ["", "## Types", "", "| type | version | data |", "|---|---|---|"]
-    for (type_, version), model in sorted(contracts.EVENT_TYPES.items()):
-        fields = ", ".join(f"`{f}`" for f in model.model_fields)
-        lines.append(f"| `{type_}` | {version} | {fields} |")
+    lines += [
+        "",
+        "Extension attributes (such as `correlationid`) are kept: names of 1-20 "
+        "lower-case letters or digits, values strings (at most 2048 "
+        "characters), 32-bit integers or booleans. `time` must lie between "
+        "`EVENT_TIME_EARLIEST` (2000-01-01 by default) and "
+        "`EVENT_TIME_MAX_FUTURE_SECONDS` (300) from now, with an offset of at "
+        "most ±14:00; ids fit 64 bits; strings hold no U+0000 or unpaired "
+        "surrogates.",
+        "",
+        "## Types",
+        "",
+        "| type | version | owner | data |",
+        "|---|---|---|---|",
+    ]
+    for (type_, version), contract in sorted(contracts.CONTRACTS.items()):
+        fields = ", ".join(f"`{f}`" for f in contract.data.model_fields)
+        lines.append(f"| `{type_}` | {version} | {contract.owner} | {fields} |")
     for (type_, version), _model in sorted(contracts.EVENT_TYPES.items()):
         schema = data_schema(type_, version)
         required = set(schema.get("required", []))
@@ -271,7 +369,9 @@ def events_markdown() -> str:
             "",
             f"### `{type_}` (version {version})",
             "",
-            f"Routing key `{type_}`.",
+            f"{contracts.CONTRACTS[(type_, version)].description} "
+            f"Routing key `{type_}`; received in the portal by: "
+            f"{', '.join(_receivers(type_)) or 'none'}.",
             "",
             "| field | type | required | rules |",
             "|---|---|---|---|",

@@ -5,19 +5,23 @@ import logging
 from celery import bootsteps
 
 from . import topology
-from .consumer import DeadLetterConsumerStep, IngestConsumerStep
+from .dead_letter_intake import DeadLetterConsumerStep
+from .ingest import IngestConsumerStep
 
 logger = logging.getLogger(__name__)
 
 
 class DeclareTopology(bootsteps.StartStopStep):
-    """Declare the dead-letter queue before consuming, so nothing the feed
-    queue dead-letters is dropped for want of a bound queue."""
+    """Declare every subscription's queues and dead-letter queues before
+    consuming, so nothing a queue dead-letters is dropped for want of a
+    bound queue, and ``portal.broadcast`` for outside subscribers."""
 
     requires = {"celery.worker.consumer.connection:Connection"}
 
     def start(self, c) -> None:
         topology.declare(c.connection)
+        if _on_rabbitmq(c):
+            topology.declare_broadcast(c.connection)
 
 
 def _on_rabbitmq(c) -> bool:
@@ -27,14 +31,14 @@ def _on_rabbitmq(c) -> bool:
 
 
 class IngestConsumer(IngestConsumerStep):
-    """Events other services publish to ``portal.events`` → the feed."""
+    """Events other services publish to ``portal.events`` → the event log."""
 
     def include_if(self, c) -> bool:
         return _on_rabbitmq(c)
 
 
 class DeadLetterConsumer(DeadLetterConsumerStep):
-    """``feed.dead`` → the dead-letter store."""
+    """Every ``<queue>.dead`` → the dead-letter store."""
 
     def include_if(self, c) -> bool:
         return _on_rabbitmq(c)

@@ -1,7 +1,12 @@
-"""The event contract (v1): CloudEvents 1.0 envelopes and the data of each type.
+"""The event contract: CloudEvents 1.0 envelopes, and a registry of the data
+of each event type and version.
 
-One registry serves both ends: the outbox refuses to store an event that does
-not validate, and the feed validates every event it receives again.
+The app that owns an event type registers its contract (``contract_register``
+in its ``ready()``: the registrar owns ``employee.*``, ``team.*`` and
+``department.*``, the feed ``thanks.sent``). One registry serves both ends:
+the event log refuses to store an event that does not validate, and every
+subscriber validates what it receives again. ``docs/events.md`` and
+``/api/asyncapi.json`` are generated from it.
 
 The contract also refuses what the database could not store (time offsets
 beyond any real zone, times outside a window, integers beyond 64 bits, NUL
@@ -34,7 +39,6 @@ from pydantic import (
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE = "application/json"
-MAX_EVENT_BYTES = 64 * 1024
 
 REASON_INVALID_ENVELOPE = "invalid envelope"
 REASON_UNKNOWN_TYPE = "unknown type/version"
@@ -48,56 +52,31 @@ MAX_ID = 2**63 - 1
 Id = Annotated[StrictInt, Field(ge=-MAX_ID - 1, le=MAX_ID)]
 
 
-class _Data(BaseModel):
-    # Strict: "42" is not an employee id. Unknown extra keys are tolerated so a
-    # producer may add fields without breaking older consumers.
+class EventData(BaseModel):
+    """Base of every event type's ``data`` model.
+
+    Strict: "42" is not an employee id. Unknown extra keys are tolerated so a
+    producer may add fields without breaking older consumers.
+    """
+
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
-class EmployeeRegisteredV1(_Data):
-    employee_id: Id
-    full_name: StrictStr = NonEmpty
-    position: StrictStr = NonEmpty
-    department: StrictStr = NonEmpty
-    team: StrictStr | None = None
+@dataclass(frozen=True)
+class Contract:
+    """One (type, version) of the registry: its data model, the app that
+    owns the type, and what the event means (for the generated docs)."""
+
+    type: str
+    version: int
+    data: type[EventData]
+    owner: str
+    description: str = ""
 
 
-class EmployeePositionChangedV1(_Data):
-    employee_id: Id
-    full_name: StrictStr = NonEmpty
-    old_position: StrictStr = NonEmpty
-    new_position: StrictStr = NonEmpty
-
-
-class TeamMembershipV1(_Data):
-    team_id: Id
-    team: StrictStr = NonEmpty
-    employee_id: Id
-    full_name: StrictStr = NonEmpty
-
-
-class DepartmentRenamedV1(_Data):
-    department_id: Id
-    old_name: StrictStr = NonEmpty
-    new_name: StrictStr = NonEmpty
-
-
-class ThanksSentV1(_Data):
-    from_employee_id: Id
-    from_name: StrictStr = NonEmpty
-    to_employee_id: Id
-    to_name: StrictStr = NonEmpty
-    message: StrictStr = Field(min_length=1, max_length=500)
-
-
-EVENT_TYPES: dict[tuple[str, int], type[_Data]] = {
-    ("employee.registered", 1): EmployeeRegisteredV1,
-    ("employee.position_changed", 1): EmployeePositionChangedV1,
-    ("team.member_joined", 1): TeamMembershipV1,
-    ("team.member_left", 1): TeamMembershipV1,
-    ("department.renamed", 1): DepartmentRenamedV1,
-    ("thanks.sent", 1): ThanksSentV1,
-}
+# (type, version) -> data model; filled by contract_register() from the apps.
+EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {}
+CONTRACTS: dict[tuple[str, int], Contract] = {}
 
 
 # RFC 3339 date-time (section 5.6), with the offset it requires.
@@ -280,7 +259,7 @@ class Event:
     """A validated event: its envelope and its typed data."""
 
     envelope: Envelope
-    data: _Data
+    data: EventData
 
     def as_json(self) -> dict[str, Any]:
         """The envelope as JSON-ready primitives, with the validated data."""
@@ -406,16 +385,39 @@ def validate_event(raw: Any, *, check_storable: bool = True) -> Event:
 
 
 # Per (type, version): the envelope with its data's model, validated in one go.
-_TYPED_ENVELOPES: dict[tuple[str, int], type[Envelope]] = {
-    (type_, version): create_model(
+_TYPED_ENVELOPES: dict[tuple[str, int], type[Envelope]] = {}
+
+
+def contract_register(
+    type: str,
+    version: int,
+    data: type[EventData],
+    *,
+    owner: str,
+    description: str = "",
+) -> Contract:
+    """Add an event type's contract (from the owning app's ``ready()``).
+
+    Registering the same contract again is a no-op; another model for a
+    (type, version) already registered is an error: a published contract
+    changes by a new version, never in place.
+    """
+    contract = Contract(type, version, data, owner, description)
+    known = CONTRACTS.get((type, version))
+    if known is not None:
+        if known.data is not data:
+            raise ValueError(f"{type} v{version} is registered already")
+        return known
+    CONTRACTS[(type, version)] = contract
+    EVENT_TYPES[(type, version)] = data
+    _TYPED_ENVELOPES[(type, version)] = create_model(
         # A name per type: two types may share a data model.
-        "".join(part.title() for part in re.split(r"[._]", type_))
+        "".join(part.title() for part in re.split(r"[._]", type))
         + f"V{version}Envelope",
         __base__=Envelope,
-        data=(model, ...),
+        data=(data, ...),
     )
-    for (type_, version), model in EVENT_TYPES.items()
-}
+    return contract
 
 
 def _raw_version(raw: Mapping[str, Any]) -> int | None:
@@ -432,8 +434,12 @@ def build_event(
     time: datetime | None = None,
     version: int = 1,
     traceparent: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Event:
-    """Make a new, validated event; raise ``ContractError`` if it is invalid."""
+    """Make a new, validated event; raise ``ContractError`` if it is invalid.
+
+    ``extensions`` are CloudEvents extension attributes (``correlationid``…).
+    """
     raw: dict[str, Any] = {
         "specversion": SPECVERSION,
         "id": id or str(uuid.uuid4()),
@@ -446,4 +452,6 @@ def build_event(
     }
     if traceparent:
         raw["traceparent"] = traceparent
+    for name, value in (extensions or {}).items():
+        raw.setdefault(name, value)
     return validate_event(raw)

@@ -3,30 +3,52 @@ import base64
 from django.db import models
 
 
-class OutboxMessage(models.Model):
-    """An event written in the same transaction as the change it describes.
+class LoggedEvent(models.Model):
+    """One event of the event log, written in the same transaction as its cause.
 
-    Rows are published to RabbitMQ after commit (fast path) or by the relay,
-    and marked ``SENT`` only once the broker confirmed them.
+    Every event the portal accepts is a row here: the portal's own (written
+    by the apps' services with ``event_log_emit``), and those of other
+    services, posted over HTTP or published on ``portal.events``
+    (``event_log_accept``). The relay routes each row to its destinations,
+    the subscribers whose patterns match its type and the
+    ``portal.broadcast`` exchange, listed in ``undelivered`` when the row is
+    written; a destination leaves the list once RabbitMQ confirmed the
+    message carrying the event to it, and the row is ``SENT`` when the list
+    is empty. One (``source``, ``event_id``) is logged once.
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
 
+    class Origin(models.TextChoices):
+        PORTAL = "portal", "The portal's own"
+        HTTP = "http", "POST /api/events/"
+        AMQP = "amqp", "AMQP portal.events"
+
     event_id = models.CharField(max_length=200)
     source = models.CharField(max_length=200)
     type = models.CharField(max_length=100)
-    routing_key = models.CharField(max_length=200)
     envelope = models.JSONField(help_text="The CloudEvents 1.0 envelope, as sent.")
+    origin = models.CharField(
+        max_length=10, choices=Origin.choices, default=Origin.PORTAL
+    )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    undelivered = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Destinations still owed this event: subscriber names, "
+        "and 'broadcast' for the portal.broadcast exchange.",
     )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last destination confirmed it."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -48,14 +70,41 @@ class OutboxMessage(models.Model):
         return f"{self.type} {self.event_id} ({self.status})"
 
 
+class ProcessedEvent(models.Model):
+    """An event a subscriber has handled: its inbox, for at-most-once effects.
+
+    ``inbox_claim`` inserts a row per (subscriber, source, event id) in the
+    subscriber's own transaction and hands back only the events it had not
+    seen, so a redelivered event causes no second effect. (The feed needs no
+    such row: its own unique index on (source, id) does the same.)
+    """
+
+    subscriber = models.CharField(max_length=100)
+    source = models.CharField(max_length=200)
+    event_id = models.CharField(max_length=200)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "source", "event_id"],
+                name="processed_event_once_per_subscriber",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber}: {self.source} {self.event_id}"
+
+
 class DeadLetter(models.Model):
     """A message that can never be processed, kept with why (the dead-letter store).
 
-    Two kinds of record: an ``EVENT`` holds one CloudEvent that failed its
-    contract (its body is that event's JSON); a ``MESSAGE`` holds a whole AMQP
-    message as RabbitMQ dead-lettered it (body byte for byte, headers,
-    properties). ``exchange`` and ``routing_key`` say where it came from, which
-    is where ``deadletter_requeue`` publishes it again.
+    Two kinds of record: an ``EVENT`` holds one CloudEvent (its body is that
+    event's JSON); a ``MESSAGE`` holds a whole AMQP message as RabbitMQ
+    dead-lettered it (body byte for byte, headers, properties). ``subscriber``
+    names the subscriber that gave up on it (requeue sends it back to that
+    one only); without one, ``exchange`` and ``routing_key`` say where it came
+    from, which is where ``dead_letters_requeue`` publishes it again.
     """
 
     class Kind(models.TextChoices):
@@ -97,6 +146,14 @@ class DeadLetter(models.Model):
     routing_key = models.CharField(max_length=300, blank=True, default="")
     queue = models.CharField(
         max_length=200, blank=True, default="", help_text="Where it failed."
+    )
+    subscriber = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text="The subscriber that gave up on it; requeue goes back to "
+        "that subscriber only. Empty for what failed on the way in.",
     )
     attempts = models.PositiveIntegerField(
         default=1, help_text="Deliveries or retries before it was given up."

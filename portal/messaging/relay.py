@@ -1,12 +1,12 @@
-"""The outbox relay: publishes committed outbox rows to RabbitMQ.
+"""The relay: routes committed log rows to their destinations, for ever.
 
 Run it as ``manage.py relay_outbox`` (one or more processes, on any hosts).
-On PostgreSQL it LISTENs for the NOTIFY each outbox transaction sends and
-publishes at once; it also polls, publishing every row still pending after
-the grace period (a missed notification, a relay that was down, a broker that
-was away). Rows are taken with ``SKIP LOCKED``, so relays never publish the
-same row at the same time; a row is marked sent only after RabbitMQ
-confirmed it.
+On PostgreSQL it LISTENs for the NOTIFY sent after each log commit and
+routes at once; it also polls, routing every row still pending after the
+grace period (a missed notification, a relay that was down, a broker that
+was away). Rows are taken with ``SKIP LOCKED``, so relays never route the
+same row at the same time; a destination counts as delivered only after
+RabbitMQ confirmed it (``router.route_pending``).
 """
 
 import logging
@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from psycopg import sql
 
-from .outbox import notify_mode
-from .publisher import PublishResult, publish_pending
+from .router import RouteResult, route_pending
+from .wakeup import notify_mode
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +45,14 @@ class Relay:
         self.batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
         self.stopping = threading.Event()
 
-    def run_once(self, *, notified: bool = False) -> PublishResult:
-        """Publish one batch of overdue rows, or of every pending row after a
-        NOTIFY (in notify mode nothing else publishes them)."""
+    def run_once(self, *, notified: bool = False) -> RouteResult:
+        """Route one batch of overdue rows, or of every pending row after a
+        NOTIFY (in notify mode nothing else routes them)."""
         older_than = None if notified and notify_mode() else self.grace
-        return publish_pending(older_than=older_than, limit=self.batch_size)
+        return route_pending(older_than=older_than, limit=self.batch_size)
 
     def drain(self) -> int:
-        """Publish overdue rows until none is left or the broker fails."""
+        """Route overdue rows until none is left or the broker fails."""
         total = 0
         while not self.stopping.is_set():
             result = self.run_once()
@@ -78,7 +78,7 @@ class Relay:
                     result = self.run_once(notified=notified)
                 except Exception:
                     logger.exception("Relay pass failed (database?)")
-                    result = PublishResult(failed=1, error="database")
+                    result = RouteResult(failed=1, error="database")
                 finally:
                     close_old_connections()
                 if result.sent:

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "registrar",
     "feed",
     "accounts",
+    # More apps, e.g. ones that declare subscribers of their own.
+    *env.list("PORTAL_EXTRA_APPS", default=[]),
 ]
 
 MIDDLEWARE = [
@@ -284,30 +286,45 @@ OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
 # milliseconds into one publish (a lone commit waits at most this long).
 # Mode "notify": it NOTIFYs at once, then at most once per this many ms.
 OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0)
-# Events packed into one task message by the relay, within three quarters of
-# FEED_TASK_MAX_BYTES of JSON whatever the count.
-OUTBOX_EVENTS_PER_MESSAGE = env.int("OUTBOX_EVENTS_PER_MESSAGE", default=1000)
 
+# Subscribers. Each subscription's knobs are settings named after its
+# prefix: <PREFIX>_QUEUE, _RETRY_DELAYS, _DELIVERY_LIMIT, _TASK_MAX_BYTES,
+# _EVENTS_PER_MESSAGE (the feed's below; see portal/messaging/subscriptions.py).
 FEED_QUEUE = env.str("FEED_QUEUE", default="feed")
 FEED_DELIVERY_LIMIT = env.int("FEED_DELIVERY_LIMIT", default=10)
 FEED_RETRY_DELAYS = env.list("FEED_RETRY_DELAYS", cast=int, default=[5, 30, 300, 1800])
+# Events packed into one task message by the relay, within the message size
+# limit whatever the count.
+FEED_EVENTS_PER_MESSAGE = env.int(
+    "FEED_EVENTS_PER_MESSAGE",
+    default=env.int("OUTBOX_EVENTS_PER_MESSAGE", default=1000),
+)
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("WORKER_PREFETCH_MULTIPLIER", default=4)
 # Celery's Django fixup closes the database connection around every task
 # unless this is set: keep it for this many tasks (CONN_HEALTH_CHECKS and
 # CONN_MAX_AGE still drop a dead or old one before use).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("WORKER_SEND_TASK_EVENTS", default=False)
-# A feed task after this many idle seconds pings its kept connection first.
-FEED_DB_CHECK_AFTER_IDLE = env.float("FEED_DB_CHECK_AFTER_IDLE", default=1.0)
-# AMQP ingestion from other services: exchange `portal.events` → this queue.
-FEED_INGEST_QUEUE = env.str("FEED_INGEST_QUEUE", default="feed.ingest")
-FEED_INGEST_BATCH_SIZE = env.int("FEED_INGEST_BATCH_SIZE", default=100)
+# A subscriber's task after this many idle seconds pings its kept connection first.
+WORKER_DB_CHECK_AFTER_IDLE = env.float(
+    "WORKER_DB_CHECK_AFTER_IDLE",
+    default=env.float("FEED_DB_CHECK_AFTER_IDLE", default=1.0),
+)
+# AMQP ingestion from other services: exchange `portal.events` → this queue
+# → the event log.
+INGEST_QUEUE = env.str("INGEST_QUEUE", default="events.ingest")
+INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=100)
+INGEST_DELIVERY_LIMIT = env.int("INGEST_DELIVERY_LIMIT", default=10)
+# Every logged event is also published to the `portal.broadcast` exchange
+# (RabbitMQ only), for services outside the portal.
+EVENTS_BROADCAST = env.bool("EVENTS_BROADCAST", default=True)
 # Events per INSERT when the feed applies a batch; on PostgreSQL the inserts
 # of one batch are pipelined, so validating one chunk overlaps inserting the
 # one before it.
 FEED_INSERT_CHUNK = env.int("FEED_INSERT_CHUNK", default=100)
 # Bigger messages are dead-lettered unread (reason "oversized"): one event
-# from another service (AMQP or HTTP), and a feed task message (a batch).
+# from another service (AMQP or HTTP), and a feed task message (a batch;
+# each subscription has its own <PREFIX>_TASK_MAX_BYTES).
 MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=256 * 1024)
 FEED_TASK_MAX_BYTES = env.int("FEED_TASK_MAX_BYTES", default=1024 * 1024)
 # Broker waits of the publishers (confirms, a blocked connection), in seconds.

@@ -1,7 +1,10 @@
 """Settings for the test suite: the base settings plus fast, quiet defaults."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import INSTALLED_APPS, env
+
+# A second subscriber, declared by an app of the tests' own.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.subscriber_app"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

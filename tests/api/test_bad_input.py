@@ -6,7 +6,7 @@ import json
 import pytest
 
 from feed.models import Reaction, Thanks
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from portal.roles import HR_GROUP
 from registrar.models import Employee
 from tests.factories import EmployeeFactory, TeamFactory
@@ -94,7 +94,7 @@ def assert_refused(response):
 
 
 def assert_nothing_changed():
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
     assert not Thanks.objects.exists()
     assert Employee.objects.filter(position="Dev").count() == 1
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from feed.models import Reaction, Thanks
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from tests.factories import EmployeeFactory
 from tests.web.factories import FeedEventFactory, UserFactory
 
@@ -241,7 +241,7 @@ def test_thanks_are_sent_as_the_linked_employee(staff_client, staff_employee):
     }
     assert body["to_employee"] == {"id": olga.pk, "full_name": "Olga Smirnova"}
     assert body["message"] == "for the review"
-    row = OutboxMessage.objects.get()
+    row = LoggedEvent.objects.get()
     assert row.type == "thanks.sent"
     assert row.envelope["data"]["from_employee_id"] == staff_employee.pk
 
@@ -284,7 +284,7 @@ def test_thanks_validation_errors(staff_client, staff_employee, body, field):
     assert response.status_code == 400
     assert field in response.json(), response.json()
     assert not Thanks.objects.exists()
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_a_500_character_message_is_accepted(staff_client, staff_employee):

@@ -9,7 +9,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from feed.models import Reaction, Thanks
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from registrar.models import Employee
 from tests.factories import EmployeeFactory, TeamFactory
 from tests.web.factories import FeedEventFactory
@@ -111,7 +111,7 @@ def test_permission_matrix(client_as, endpoint: Endpoint, role: str):
     if role == "anonymous":
         assert response["WWW-Authenticate"] == "Token"
     # A refused request changed nothing.
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
     assert not Reaction.objects.exists()
     assert not Thanks.objects.exists()
     assert Employee.objects.filter(position="Lead").count() == 0

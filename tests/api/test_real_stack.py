@@ -4,7 +4,7 @@ the outbox, RabbitMQ and a real Celery worker to GET /api/feed/."""
 import pytest
 
 from feed.models import FeedEvent
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from tests.factories import TeamFactory
 from tests.helpers import wait_for
 
@@ -29,7 +29,7 @@ def test_registration_posted_to_the_api_appears_in_the_api_feed(
     )
     assert response.status_code == 201, response.json()
     employee_id = response.json()["id"]
-    row = OutboxMessage.objects.get()
+    row = LoggedEvent.objects.get()
 
     def on_the_feed():
         """the worker applied the registration"""
@@ -49,4 +49,4 @@ def test_registration_posted_to_the_api_appears_in_the_api_feed(
     assert item["reactions"] == {"like": 0, "fire": 0}
     liked = staff.post(f"/api/feed/{item['id']}/reactions/like/")
     assert liked.json()["reactions"] == {"like": 1, "fire": 0}
-    OutboxMessage.objects.get(pk=row.pk, status=OutboxMessage.Status.SENT)
+    LoggedEvent.objects.get(pk=row.pk, status=LoggedEvent.Status.SENT)

@@ -3,7 +3,7 @@ writes for HR through the registrar services (so each write emits its event)."""
 
 import pytest
 
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from registrar.models import Department, Employee
 from tests.factories import DepartmentFactory, EmployeeFactory, TeamFactory
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def outbox_types() -> list[str]:
-    return list(OutboxMessage.objects.order_by("id").values_list("type", flat=True))
+    return list(LoggedEvent.objects.order_by("id").values_list("type", flat=True))
 
 
 # --- Reads ---------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_hr_registers_an_employee_and_its_event_is_in_the_outbox(hr_client):
     assert body["team"] == {"id": team.pk, "name": "Core"}
     assert body["hired_on"] == "2026-11-02"
     assert outbox_types() == ["employee.registered"]
-    row = OutboxMessage.objects.get()
+    row = LoggedEvent.objects.get()
     assert row.envelope["data"]["full_name"] == "Anna Petrova"
 
 
@@ -194,7 +194,7 @@ def test_register_validation_errors_name_the_field(hr_client, overrides, field):
     assert errors[field]
     assert isinstance(errors[field][0], str)
     assert not Employee.objects.exists()
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_register_refusals_of_the_registrar_become_field_errors(hr_client):
@@ -214,7 +214,7 @@ def test_register_refusals_of_the_registrar_become_field_errors(hr_client):
     assert list(wrong_team.json()) == ["team"]
     assert "not in department" in wrong_team.json()["team"][0]
     assert Employee.objects.count() == 1
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -292,7 +292,7 @@ def test_update_validation_errors_change_nothing(hr_client, body, field):
     assert field in response.json(), response.json()
     employee.refresh_from_db()
     assert (employee.position, employee.full_name) == ("Dev", "Anna Petrova")
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_update_of_an_unknown_employee_is_404(hr_client):
@@ -343,4 +343,4 @@ def test_department_rename_errors(hr_client, body, expected):
         assert response.json() == expected
     finance.refresh_from_db()
     assert finance.name == "Finance"
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()

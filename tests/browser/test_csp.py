@@ -90,7 +90,7 @@ def test_admin_pages_keep_to_the_policy(live_server, browser_context, company):
         reverse("admin:registrar_employee_changelist") + "?q=Sam",
         reverse("admin:registrar_employee_add"),
         reverse("admin:registrar_employee_change", args=[company["sam"].pk]),
-        reverse("admin:messaging_outboxmessage_changelist"),
+        reverse("admin:messaging_loggedevent_changelist"),
         reverse("admin:messaging_deadletter_change", args=[dead_letter.pk]),
         reverse("admin:feed_feedevent_changelist"),
     ):
@@ -104,7 +104,7 @@ def test_admin_pages_keep_to_the_policy(live_server, browser_context, company):
     payload = page.locator("pre.deadletter-payload")
     assert payload.evaluate("e => getComputedStyle(e).whiteSpace") == "pre-wrap"
     # Actions run their scripts: select all, and the counter follows.
-    page.goto(base + reverse("admin:messaging_outboxmessage_changelist"))
+    page.goto(base + reverse("admin:messaging_loggedevent_changelist"))
     page.check("#action-toggle")
     page.wait_for_selector(".action-counter:has-text('3 of 3 selected')")
 

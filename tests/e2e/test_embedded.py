@@ -16,7 +16,7 @@ from tests.conftest import ROOT, WorkerProcess
 from tests.helpers import wait_for
 
 REGISTER = """
-from portal.messaging.publisher import background
+from portal.messaging.wakeup import background
 from registrar.models import Department
 from registrar.services import department_create, employee_register
 department = Department.objects.first() or department_create(name="Platform")

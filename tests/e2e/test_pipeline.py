@@ -15,10 +15,11 @@ from django.test import Client
 from kombu import Exchange, Producer
 
 from feed.models import FeedEvent
+from feed.subscriptions import FEED
 from portal.messaging import topology
-from portal.messaging.models import DeadLetter, OutboxMessage
-from portal.messaging.publisher import _connections, _send_batch, background
+from portal.messaging.models import DeadLetter, LoggedEvent
 from portal.messaging.relay import Relay
+from portal.messaging.wakeup import background
 from portal.roles import HR_GROUP
 from registrar.models import Employee
 from registrar.services import (
@@ -29,7 +30,7 @@ from registrar.services import (
 )
 from tests.conftest import worker_env
 from tests.factories import DepartmentFactory, EmployeeFactory, TeamFactory
-from tests.helpers import make_envelope, queue_depth, wait_for
+from tests.helpers import make_envelope, queue_depth, send_task, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -64,7 +65,7 @@ def test_registration_reaches_the_feed(pipeline):
     assert wait_for_feed(1) == [
         "Anna Petrova joined the company as Backend Engineer in Core, Platform"
     ]
-    assert OutboxMessage.objects.get().status == "sent"
+    assert LoggedEvent.objects.get().status == "sent"
 
 
 def test_every_registrar_operation_reaches_the_feed(pipeline):
@@ -155,7 +156,7 @@ def test_in_notify_mode_the_relay_process_publishes_what_the_web_commits(
         assert wait_for_feed(1, timeout=15) == [
             "Nora Notify joined the company as Engineer in Ops"
         ]
-        assert OutboxMessage.objects.get().status == "sent"
+        assert LoggedEvent.objects.get().status == "sent"
     finally:
         relay.terminate()
         relay.wait(timeout=30)
@@ -166,14 +167,13 @@ def test_the_same_envelope_delivered_three_times_makes_one_feed_event(
     pipeline, clean_queues
 ):
     envelope = make_envelope()
-    producer = _connections.producer()
     for _ in range(3):
-        _send_batch(producer, [envelope])
+        send_task([envelope])
     wait_for_feed(1)
 
     def queue_drained():
         """the three messages were consumed and acked"""
-        return queue_depth(clean_queues, topology.feed_queue_name()) == 0
+        return queue_depth(clean_queues, FEED.queue) == 0
 
     wait_for(queue_drained)
     time.sleep(0.5)  # let any straggler land before counting
@@ -195,7 +195,7 @@ def test_registration_survives_an_unreachable_broker(pipeline, settings):
     elapsed = time.monotonic() - started
     assert Employee.objects.filter(email="petr@example.com").exists()
     assert background().flush(timeout=10)
-    row = OutboxMessage.objects.get()
+    row = LoggedEvent.objects.get()
     assert row.status == "pending"
     assert row.attempts >= 1
     assert "refused" in row.last_error
@@ -217,14 +217,13 @@ def test_invalid_messages_neither_crash_the_worker_nor_loop(pipeline, clean_queu
     missing_id = make_envelope()
     del missing_id["id"]
     unknown = make_envelope(type="employee.promoted_to_ceo")
-    producer = _connections.producer()
-    _send_batch(producer, [missing_id])
-    _send_batch(producer, [unknown])
+    send_task([missing_id])
+    send_task([unknown])
     # Bytes that are not JSON at all, straight onto the feed queue.
     Producer(clean_queues.channel()).publish(
         b"\x00not json{",
-        exchange=Exchange(topology.FEED_EXCHANGE, type="topic"),
-        routing_key=topology.feed_queue_name(),
+        exchange=Exchange(topology.TASKS_EXCHANGE, type="topic"),
+        routing_key=FEED.queue,
         content_type="application/json",
         content_encoding="utf-8",
         headers={"task": "feed.apply_events", "id": "raw-garbage"},
@@ -235,8 +234,8 @@ def test_invalid_messages_neither_crash_the_worker_nor_loop(pipeline, clean_queu
         return DeadLetter.objects.count() == 3
 
     wait_for(dead_lettered)
-    assert queue_depth(clean_queues, topology.feed_queue_name()) == 0
-    assert queue_depth(clean_queues, topology.dead_letter_queue_name()) == 0
+    assert queue_depth(clean_queues, FEED.queue) == 0
+    assert queue_depth(clean_queues, FEED.dead_letter_queue) == 0
     assert FeedEvent.objects.count() == 0
     assert set(DeadLetter.objects.values_list("reason", flat=True)) == {
         "invalid envelope",
@@ -245,5 +244,5 @@ def test_invalid_messages_neither_crash_the_worker_nor_loop(pipeline, clean_queu
     }
     assert pipeline.alive()
     # And the worker still does its job afterwards.
-    _send_batch(producer, [make_envelope()])
+    send_task([make_envelope()])
     wait_for_feed(1)

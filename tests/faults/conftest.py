@@ -18,7 +18,7 @@ def lab(tmp_path, settings) -> Iterator[Lab]:
     if not real_stack_available():
         pytest.skip("needs the real stack")
     settings.FEED_QUEUE = QUEUE
-    settings.FEED_INGEST_QUEUE = INGEST_QUEUE
+    settings.INGEST_QUEUE = INGEST_QUEUE
     prepare_broker()
     yield Lab(log_dir=tmp_path)
     remove_queues()

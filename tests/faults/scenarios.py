@@ -25,9 +25,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from feed.models import FeedEvent
+from feed.subscriptions import FEED
 from portal.messaging import topology
-from portal.messaging.models import OutboxMessage
-from portal.messaging.outbox import outbox_emit
+from portal.messaging.eventlog import event_log_emit
+from portal.messaging.models import LoggedEvent
 from portal.messaging.relay import Relay
 from registrar.models import Employee
 from registrar.services import department_create, employee_register
@@ -93,7 +94,7 @@ def emit_outbox_rows(n: int) -> list[str]:
     with override_settings(OUTBOX_PUBLISH_MODE="off"), transaction.atomic():
         for i in range(n):
             event = valid_event(i)
-            outbox_emit(
+            event_log_emit(
                 type=event["type"],
                 data=event["data"],
                 source=SOURCE,
@@ -146,10 +147,10 @@ def broker_outage(lab: Lab, scale: float = 1.0, outage: float = 4.0) -> Outcome:
             )
             slowest = max(slowest, time.monotonic() - started)
         registered = Employee.objects.filter(email__endswith="@chaos.example").count()
-        ids = set(OutboxMessage.objects.values_list("event_id", flat=True))
+        ids = set(LoggedEvent.objects.values_list("event_id", flat=True))
         wait_drained(ids, timeout=60 + n / 50)
         drained = time.monotonic() - recovered
-        held_back = OutboxMessage.objects.filter(published_at__gt=recovered_at).count()
+        held_back = LoggedEvent.objects.filter(published_at__gt=recovered_at).count()
     outcome = count("1 broker unreachable", to_feed=ids, drain_seconds=drained)
     outcome.notes.append(f"{registered}/{n} registrations succeeded")
     outcome.notes.append(f"slowest registration {slowest * 1000:.0f} ms")
@@ -327,7 +328,7 @@ def _huge_envelope(i: int, marker: str) -> dict[str, Any]:
 
 def _bad_raw(i: int, marker: str) -> RawMessage:
     """One malformed task message, as bytes on the feed queue."""
-    task = {"task": topology.FEED_TASK, "id": marker, "lang": "py"}
+    task = {"task": FEED.task, "id": marker, "lang": "py"}
     if i % 50 == 49:  # a huge body of garbage (2 MiB)
         return RawMessage(
             f"{marker} ".encode() + b"\xff" * (2 * 1024 * 1024), headers=task
@@ -479,7 +480,7 @@ def published_twice(lab: Lab, scale: float = 1.0) -> Outcome:
     n = n_of(1000, scale)
     ids = emit_outbox_rows(n)
     envelopes = list(
-        OutboxMessage.objects.order_by("id").values_list("envelope", flat=True)
+        LoggedEvent.objects.order_by("id").values_list("envelope", flat=True)
     )
     with lab.worker("s6-worker"):
         started = time.monotonic()

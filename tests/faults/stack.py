@@ -29,6 +29,7 @@ from django.db import connection
 from kombu import Connection, Exchange
 
 from feed.models import FeedEvent
+from feed.subscriptions import FEED
 from portal.messaging import topology
 from portal.messaging.models import DeadLetter
 from tests.helpers import wait_for
@@ -75,12 +76,15 @@ def process_env(**overrides: str) -> dict[str, str]:
         DATABASE_URL=database_url(),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         FEED_QUEUE=settings.FEED_QUEUE,
-        FEED_INGEST_QUEUE=settings.FEED_INGEST_QUEUE,
+        INGEST_QUEUE=settings.INGEST_QUEUE,
         FEED_DELIVERY_LIMIT=str(settings.FEED_DELIVERY_LIMIT),
         FEED_RETRY_DELAYS=RETRY_DELAYS,
         CONN_MAX_AGE="0",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
+        # What a worker's ingest consumer logs, it routes right after the
+        # commit; a relay's poll picks up what that misses where one runs.
+        OUTBOX_PUBLISH_MODE="thread",
     )
     env.update(overrides)
     return env
@@ -239,7 +243,7 @@ class Worker(Supervised):
         argv = [
             sys.executable, "-m", "celery", "-A", app, "worker",
             "--loglevel=INFO", f"--concurrency={concurrency}",
-            f"--queues={topology.feed_queue_name()}",
+            f"--queues={FEED.queue}",
             "--without-mingle", "--without-gossip",
             f"--hostname=chaos-{os.getpid()}-{time.monotonic_ns()}@%h",
         ]  # fmt: skip
@@ -316,14 +320,14 @@ class Publisher:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def task(self, batch: list[Any], name: str = topology.FEED_TASK) -> None:
+    def task(self, batch: list[Any], name: str = FEED.task) -> None:
         """A task message as the relay sends it (``feed.apply_events``)."""
         from portal.celery import app
 
         app.send_task(
             name,
-            args=[batch] if name == topology.FEED_TASK else batch,
-            queue=topology.feed_queue(),
+            args=[batch] if name == FEED.task else batch,
+            queue=topology.subscription_queue(FEED),
             producer=self.producer,
             retry=False,
         )
@@ -336,7 +340,7 @@ class Publisher:
         self.producer.publish(
             msg.body,
             exchange=exchange,
-            routing_key=msg.routing_key or topology.feed_queue_name(),
+            routing_key=msg.routing_key or FEED.queue,
             content_type=msg.content_type,
             content_encoding="utf-8",
             headers=msg.headers,
@@ -361,7 +365,7 @@ class RawMessage:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, Any] = field(default_factory=dict)
-    exchange: str = topology.FEED_EXCHANGE  # "": straight to the queue named
+    exchange: str = topology.TASKS_EXCHANGE  # "": straight to the queue named
     routing_key: str | None = None  # default: the feed queue
     properties: dict[str, Any] = field(default_factory=dict)
 
@@ -370,9 +374,7 @@ def queue_depth(name: str | None = None) -> int:
     with broker_connection() as conn:
         channel = conn.channel()
         try:
-            _, count, _ = channel.queue_declare(
-                queue=name or topology.feed_queue_name(), passive=True
-            )
+            _, count, _ = channel.queue_declare(queue=name or FEED.queue, passive=True)
             return count
         finally:
             channel.close()
@@ -380,8 +382,8 @@ def queue_depth(name: str | None = None) -> int:
 
 def _queues() -> tuple[str, ...]:
     return (
-        topology.feed_queue_name(),
-        topology.dead_letter_queue_name(),
+        FEED.queue,
+        FEED.dead_letter_queue,
         topology.ingest_queue_name(),
     )
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from portal.messaging import topology
+from feed.subscriptions import FEED
 
 from .stack import Publisher, RawMessage, count, valid_event, wait_drained
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 def test_a_task_body_that_is_not_args_kwargs_embed_is_dead_lettered(lab, body):
     marker = str(uuid.uuid4())
     event = valid_event(1)
-    headers = {"task": topology.FEED_TASK, "id": marker, "lang": "py"}
+    headers = {"task": FEED.task, "id": marker, "lang": "py"}
     with lab.worker("worker") as worker:
         with Publisher() as publisher:
             publisher.raw(RawMessage(json.dumps(body).encode(), headers=headers))

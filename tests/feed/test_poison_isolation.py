@@ -8,15 +8,17 @@ event is dead-lettered, by name.
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from django.db import connection, transaction
 
 from feed.models import FeedEvent
 from feed.services import feed_events_apply
-from portal.messaging import publisher
-from portal.messaging.models import DeadLetter, OutboxMessage
-from portal.messaging.outbox import outbox_emit
-from portal.messaging.publisher import _connections, publish_pending
+from portal.messaging import amqp_publish, router
+from portal.messaging.amqp_publish import publisher_reset
+from portal.messaging.eventlog import event_log_emit
+from portal.messaging.models import DeadLetter, LoggedEvent
+from portal.messaging.router import route_pending
 from tests.helpers import make_envelope, queue_depth, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
@@ -91,14 +93,14 @@ def test_the_service_applies_the_rest_of_a_batch_and_dead_letters_the_culprit(
 
 
 def test_a_relay_batch_with_one_event_the_database_refuses(
-    refusing_trigger, private_worker, broker
+    refusing_trigger, private_worker, broker, monkeypatch
 ):
     """100 registrations and 1 poison event in one relay task message: the
     100 reach the feed once, the one is dead-lettered naming the event."""
     worker = private_worker("feed.poison-test")
     with transaction.atomic():
         rows = [
-            outbox_emit(
+            event_log_emit(
                 type="employee.registered",
                 source="/portal/registrar",
                 data=_registration(i, REFUSED_NAME if i == 50 else None),
@@ -108,20 +110,20 @@ def test_a_relay_batch_with_one_event_the_database_refuses(
     poison_id = rows[50].event_id
 
     sent: list[int] = []
-    real_send = publisher._send_batch
+    real_publish = amqp_publish.publish_confirmed
 
-    def counting_send(producer, envelopes):
-        sent.append(len(envelopes))
-        return real_send(producer, envelopes)
+    def counting_publish(messages):
+        sent.extend(
+            len(orjson.loads(m.body)[0][0]) for m in messages if "task" in m.headers
+        )
+        return real_publish(messages)
 
-    _connections.reset()
-    publisher._send_batch = counting_send
-    try:
-        result = publish_pending()
-    finally:
-        publisher._send_batch = real_send
-    assert (result.sent, sent) == (101, [101])  # one task message
-    assert OutboxMessage.objects.filter(status="sent").count() == 101
+    publisher_reset()
+    monkeypatch.setattr(router, "publish_confirmed", counting_publish)
+    result = route_pending()
+    # One task message to the feed, one to the audit subscriber.
+    assert (result.sent, sent) == (101, [101, 101])
+    assert LoggedEvent.objects.filter(status="sent").count() == 101
 
     def settled():
         """100 events on the feed and one dead letter"""

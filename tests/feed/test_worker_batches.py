@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 
 from feed.models import FeedEvent
-from portal.messaging import topology
+from feed.subscriptions import FEED
+from portal.messaging.amqp_publish import publisher_reset
 from portal.messaging.models import DeadLetter
-from portal.messaging.publisher import _connections, _send_batch
 from tests.conftest import WorkerProcess
-from tests.helpers import make_envelope, queue_depth, wait_for
+from tests.helpers import make_envelope, queue_depth, send_task, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -73,7 +73,7 @@ def test_a_batch_with_one_bad_event_applies_the_rest_and_dead_letters_it(
 ):
     first, second = make_envelope(), make_envelope()
     bad = make_envelope(type="employee.fired")
-    _send_batch(_connections.producer(), [first, bad, second])
+    send_task([first, bad, second])
 
     def applied():
         """both good events are on the feed and the bad one is dead-lettered"""
@@ -89,10 +89,10 @@ def test_a_batch_with_one_bad_event_applies_the_rest_and_dead_letters_it(
 
     def drained():
         """the message was acked, not left for redelivery"""
-        return queue_depth(clean_queues, topology.feed_queue_name()) == 0
+        return queue_depth(clean_queues, FEED.queue) == 0
 
     wait_for(drained)
-    assert queue_depth(clean_queues, topology.dead_letter_queue_name()) == 0
+    assert queue_depth(clean_queues, FEED.dead_letter_queue) == 0
 
 
 def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(private_worker, broker):
@@ -103,8 +103,8 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(private_worker, 
         # the worker's insert waits on it, inside its batch transaction.
         _hold_row(blocker, blocked)
         worker = private_worker("feed.killed-test")
-        _connections.reset()  # a connection from an earlier test may be dead
-        _send_batch(_connections.producer(), envelopes)
+        publisher_reset()  # a connection from an earlier test may be dead
+        send_task(envelopes)
 
         wait_for(_worker_waits_on_a_row)
         _kill_hard(worker)
@@ -141,12 +141,11 @@ def test_a_gracefully_stopped_worker_finishes_its_batch_and_returns_the_rest(
         # uncommitted row), with the second message prefetched behind it.
         _hold_row(blocker, in_hand[0])
         worker = private_worker("feed.shutdown-test")
-        _connections.reset()
-        producer = _connections.producer()
-        _send_batch(producer, in_hand)
+        publisher_reset()
+        send_task(in_hand)
 
         wait_for(_worker_waits_on_a_row)
-        _send_batch(producer, waiting)
+        send_task(waiting)
         worker.process.send_signal(signal.SIGTERM)  # warm shutdown
         blocker.rollback()  # let the batch in hand finish
 

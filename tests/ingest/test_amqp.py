@@ -17,7 +17,7 @@ from kombu import Producer
 
 from feed.models import FeedEvent
 from portal.messaging import topology
-from portal.messaging.deadletters import deadletters_requeue
+from portal.messaging.dead_letter_tools import dead_letters_requeue
 from portal.messaging.models import DeadLetter
 from tests.helpers import make_envelope, queue_depth, wait_for
 
@@ -170,5 +170,5 @@ def test_malformed_messages_from_other_services_are_dead_lettered_not_retried(
     # Requeued unfixed, it goes back to portal.events and fails again.
     record = DeadLetter.objects.get(reason="invalid data")
     assert record.routing_key == "employee.registered"
-    assert deadletters_requeue([record]) == (1, [])
+    assert dead_letters_requeue([record]) == (1, [])
     wait_for(lambda: DeadLetter.objects.filter(event_id=bad_data["id"]).count() == 2)

@@ -9,7 +9,7 @@ from django.test import Client
 
 from feed.models import FeedEvent
 from portal.messaging.apis import token_hash
-from portal.messaging.models import OutboxMessage, ServiceToken
+from portal.messaging.models import LoggedEvent, ServiceToken
 from tests.helpers import make_envelope, wait_for
 
 URL = "/api/events/"
@@ -57,7 +57,7 @@ def test_an_event_is_accepted_once_stored_and_a_repost_changes_nothing(client):
         "source": "/hr-import",
         "status": "accepted",
     }
-    row = OutboxMessage.objects.get()
+    row = LoggedEvent.objects.get()
     assert (row.source, row.event_id, row.type) == (
         "/hr-import",
         envelope["id"],
@@ -68,7 +68,7 @@ def test_an_event_is_accepted_once_stored_and_a_repost_changes_nothing(client):
     again = post(client, envelope, key, content_type="application/json")
     assert again.status_code == 202
     assert again.json()["status"] == "already accepted"
-    assert OutboxMessage.objects.count() == 1
+    assert LoggedEvent.objects.count() == 1
     assert ServiceToken.objects.get().last_used_at is not None
 
 
@@ -85,7 +85,7 @@ def test_an_invalid_event_is_refused_with_its_field_errors(client):
     assert post(client, "{not json", key).status_code == 400
     unknown = post(client, make_envelope(type="employee.cloned"), key)
     assert unknown.json()["reason"] == "unknown type/version"
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 @pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_no_valid_token_no_entry(client, authorization, status):
     extra = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
     response = post(client, make_envelope(), **extra)
     assert response.status_code == status
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 @pytest.mark.django_db
@@ -106,7 +106,7 @@ def test_an_inactive_token_or_a_foreign_source_is_refused(client):
     assert post(client, make_envelope(source="/payroll"), key).status_code == 403
     ServiceToken.objects.update(active=False)
     assert post(client, make_envelope(source="/hr-import"), key).status_code == 401
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 @pytest.mark.django_db
@@ -133,4 +133,4 @@ def test_a_posted_event_reaches_the_feed_once(clean_queues, feed_worker, setting
     assert post(client, envelope, key).status_code == 202
     wait_for(lambda: FeedEvent.objects.filter(event_id=envelope["id"]).exists())
     assert FeedEvent.objects.get().source == "/hr-import"
-    assert OutboxMessage.objects.get().status == "sent"
+    assert LoggedEvent.objects.get().status == "sent"

@@ -10,6 +10,7 @@ from kombu import Connection, Producer
 
 from feed.models import FeedEvent
 from portal.messaging import topology
+from portal.messaging.relay import Relay
 from tests.helpers import make_envelope, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
 def ingested(worker) -> int:
     """Events this worker's ingest consumer took (new or duplicate)."""
-    return sum(int(n) for n in re.findall(r"Ingested (\d+) event", worker.log()))
+    return sum(int(n) for n in re.findall(r"Ingested (\d+) message", worker.log()))
 
 
 def test_ingestion_resumes_after_the_worker_loses_its_broker(
@@ -54,5 +55,9 @@ def test_ingestion_resumes_after_the_worker_loses_its_broker(
         wait_for(consumed_again, timeout=60)
     assert "Connection to broker lost" in worker.log()
     assert worker.alive()
-    assert FeedEvent.objects.filter(event_id=second["id"]).exists()
+    # Logged; routed by the worker's fast path, or, where that met the cut,
+    # by the relay's poll.
+    Relay(grace=0).drain()
+    both = {first["id"], second["id"]}
+    wait_for(lambda: FeedEvent.objects.filter(event_id__in=both).count() == 2)
     assert FeedEvent.objects.count() == 2

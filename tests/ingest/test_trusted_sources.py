@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from feed.models import FeedEvent
 from portal.messaging.apis import service_token_create
-from portal.messaging.models import DeadLetter, OutboxMessage, ServiceToken
+from portal.messaging.models import DeadLetter, LoggedEvent, ServiceToken
 from portal.messaging.sources import source_is_reserved, source_within
 from tests.helpers import make_envelope, wait_for
 from tests.ingest.test_amqp import publish
@@ -65,7 +65,7 @@ def test_the_source_prefix_is_checked_by_path_segments(client, source, status):
     key = create_token("hr", "--source-prefix", "/hr-import")
     response = post(client, thanks_from(source), key)
     assert response.status_code == status, response.content
-    assert OutboxMessage.objects.count() == (1 if status == 202 else 0)
+    assert LoggedEvent.objects.count() == (1 if status == 202 else 0)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_the_portals_own_sources_are_refused_even_to_a_root_token(client, source
     response = post(client, thanks_from(source), key)
     assert response.status_code == 403
     assert "reserved" in response.json()["detail"]
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_a_root_token_may_send_other_sources(client):
@@ -94,7 +94,7 @@ def test_a_token_may_be_limited_to_event_types(client):
     response = post(client, thanks_from("/hr-import"), key)
     assert response.status_code == 403
     assert "thanks.sent" in response.json()["detail"]
-    assert OutboxMessage.objects.count() == 1
+    assert LoggedEvent.objects.count() == 1
 
 
 def test_event_type_patterns_must_be_valid():
@@ -168,7 +168,7 @@ def test_a_time_outside_the_window_is_a_400_naming_the_field(client):
         response = post(client, make_envelope(time=time), key)
         assert response.status_code == 400
         assert [e["field"] for e in response.json()["errors"]] == ["time"]
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 @pytest.mark.parametrize(

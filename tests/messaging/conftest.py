@@ -94,7 +94,17 @@ def db_proxy() -> Iterator[TcpProxy]:
 
 
 def private_queue_names(prefix: str) -> dict[str, str]:
-    return {"FEED_QUEUE": prefix, "FEED_INGEST_QUEUE": f"{prefix}.ingest"}
+    """Settings naming queues of a test's own: the feed's is ``prefix``.
+
+    (Joined by "-", not ".": a task queue is also bound with ``#.<name>``
+    for delayed retries, so one queue's name must never end with "." and
+    another's.)
+    """
+    return {
+        "FEED_QUEUE": prefix,
+        "AUDIT_QUEUE": f"{prefix}-audit",
+        "INGEST_QUEUE": f"{prefix}-ingest",
+    }
 
 
 def delete_private_queues(prefix: str) -> None:
@@ -102,9 +112,10 @@ def delete_private_queues(prefix: str) -> None:
 
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
-        for name in (prefix, f"{prefix}.dead", f"{prefix}.ingest"):
-            with suppress(Exception):
-                channel.queue_delete(name)
+        for name in private_queue_names(prefix).values():
+            for queue in (name, f"{name}.dead"):
+                with suppress(Exception):
+                    channel.queue_delete(queue)
         channel.close()
 
 
@@ -121,20 +132,28 @@ def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]
     """Start a worker of this test's own, on private queues, with extra env.
 
     ``start(prefix, **env)`` points this test process (``settings``) and the
-    worker at the queues ``prefix``, ``prefix.dead`` and ``prefix.ingest``,
-    out of the session worker's reach. The queues are emptied before the
-    first worker of a prefix and kept for the next one (a restarted worker
-    finds what was left); they are deleted after the test.
+    worker at queues of their own (``private_queue_names``: the feed's
+    ``prefix``, the audit subscriber's ``prefix.audit``, ingestion's
+    ``prefix.ingest``, each with its ``.dead``), out of the session worker's
+    reach. ``queues`` picks the task queues the worker consumes (all by
+    default). The queues are emptied before the first worker of a prefix and
+    kept for the next one (a restarted worker finds what was left); they are
+    deleted after the test.
     """
     if not real_stack_available():
         pytest.skip("needs the real stack")
     workers: list[WorkerProcess] = []
     prefixes: list[str] = []
 
-    def start(prefix: str, concurrency: int = 1, **env: str) -> WorkerProcess:
+    def start(
+        prefix: str,
+        concurrency: int = 1,
+        queues: list[str] | None = None,
+        **env: str,
+    ) -> WorkerProcess:
         names = private_queue_names(prefix)
-        settings.FEED_QUEUE = names["FEED_QUEUE"]
-        settings.FEED_INGEST_QUEUE = names["FEED_INGEST_QUEUE"]
+        for name, value in names.items():
+            setattr(settings, name, value)
         if prefix not in prefixes:
             delete_private_queues(prefix)
             prefixes.append(prefix)
@@ -142,6 +161,7 @@ def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]
             worker_env(**names, **env),
             tmp_path / f"worker-{len(workers)}.log",
             concurrency=concurrency,
+            queues=queues,
         )
         workers.append(worker)
         worker.wait_ready()

@@ -1,14 +1,28 @@
-"""The AsyncAPI document and docs/events.md come from the contract registry."""
+"""The AsyncAPI document and docs/events.md come from the contract registry
+and the subscriptions."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from pydantic import StrictStr
 
-from portal.messaging import asyncapi, contracts, topology
+from portal.messaging import asyncapi, contracts, subscriptions, topology
+from tests.subscriber_app.subscriptions import AUDIT
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def portal_subscribers_only() -> Iterator[None]:
+    """The registry as the portal has it, without the tests' own subscriber."""
+    subscriptions.subscription_unregister(AUDIT.name)
+    try:
+        yield
+    finally:
+        subscriptions.subscription_register(AUDIT)
 
 
 def test_the_served_asyncapi_document_describes_every_registered_type(client):
@@ -18,14 +32,21 @@ def test_the_served_asyncapi_document_describes_every_registered_type(client):
     assert doc == asyncapi.asyncapi()
     assert doc["asyncapi"] == "2.6.0"
     types = {type_ for type_, _ in contracts.EVENT_TYPES}
-    assert set(doc["channels"]) == types
+    assert set(doc["channels"]) == {
+        f"{exchange}/{type_}"
+        for type_ in types
+        for exchange in (topology.EVENTS_EXCHANGE, topology.BROADCAST_EXCHANGE)
+    }
     for (type_, version), model in contracts.EVENT_TYPES.items():
-        channel = doc["channels"][type_]
-        exchange = channel["bindings"]["amqp"]["exchange"]
-        assert (exchange["name"], exchange["type"]) == (
-            topology.EVENTS_EXCHANGE,
-            "topic",
-        )
+        inbound = doc["channels"][f"{topology.EVENTS_EXCHANGE}/{type_}"]
+        outbound = doc["channels"][f"{topology.BROADCAST_EXCHANGE}/{type_}"]
+        for channel, exchange_name, operation in (
+            (inbound, topology.EVENTS_EXCHANGE, "publish"),
+            (outbound, topology.BROADCAST_EXCHANGE, "subscribe"),
+        ):
+            exchange = channel["bindings"]["amqp"]["exchange"]
+            assert (exchange["name"], exchange["type"]) == (exchange_name, "topic")
+            assert operation in channel
         name = f"{type_}.v{version}"
         payload = doc["components"]["schemas"][name]
         assert payload["properties"]["type"] == {
@@ -36,14 +57,38 @@ def test_the_served_asyncapi_document_describes_every_registered_type(client):
         assert set(payload["required"]) >= {"specversion", "id", "source", "data"}
 
 
-def test_a_new_type_in_the_registry_shows_up_in_both_documents(monkeypatch):
-    class Promoted(contracts._Data):
-        employee_id: int
-        rank: str
+def test_the_document_lists_the_subscribers_inside_the_portal(client):
+    doc = client.get("/api/asyncapi.json").json()
+    listed = {s["name"]: s for s in doc["x-portal-subscribers"]}
+    assert set(listed) == {s.name for s in subscriptions.subscriptions()}
+    assert listed["feed"]["task"] == "feed.apply_events"
+    assert listed["audit"]["patterns"] == ["employee.*"]
+    registered = doc["channels"][f"{topology.EVENTS_EXCHANGE}/employee.registered"]
+    assert "feed, audit" in registered["description"]
+    thanks = doc["channels"][f"{topology.EVENTS_EXCHANGE}/thanks.sent"]
+    assert "audit" not in thanks["description"]
 
-    monkeypatch.setitem(contracts.EVENT_TYPES, ("employee.promoted", 2), Promoted)
-    assert "employee.promoted" in asyncapi.asyncapi()["channels"]
+
+def test_a_new_type_in_the_registry_shows_up_in_both_documents(monkeypatch):
+    class Promoted(contracts.EventData):
+        employee_id: contracts.Id
+        rank: StrictStr
+
+    monkeypatch.setattr(contracts, "EVENT_TYPES", dict(contracts.EVENT_TYPES))
+    monkeypatch.setattr(contracts, "CONTRACTS", dict(contracts.CONTRACTS))
+    monkeypatch.setattr(contracts, "_TYPED_ENVELOPES", dict(contracts._TYPED_ENVELOPES))
+    contracts.contract_register("employee.promoted", 2, Promoted, owner="registrar")
+    channels = asyncapi.asyncapi()["channels"]
+    assert f"{topology.BROADCAST_EXCHANGE}/employee.promoted" in channels
     assert "### `employee.promoted` (version 2)" in asyncapi.events_markdown()
+
+
+def test_a_contract_cannot_change_in_place():
+    class Other(contracts.EventData):
+        whatever: StrictStr
+
+    with pytest.raises(ValueError, match="registered already"):
+        contracts.contract_register("employee.registered", 1, Other, owner="x")
 
 
 def test_the_examples_in_the_docs_satisfy_the_contract():
@@ -51,7 +96,7 @@ def test_the_examples_in_the_docs_satisfy_the_contract():
         contracts.validate_event(asyncapi.example_event(type_, version))
 
 
-def test_docs_events_md_is_up_to_date():
+def test_docs_events_md_is_up_to_date(portal_subscribers_only):
     """Regenerate with `manage.py events_doc` when the registry changes."""
     assert (ROOT / "docs" / "events.md").read_text() == asyncapi.events_markdown()
     call_command("events_doc", "--check")

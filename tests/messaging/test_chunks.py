@@ -1,32 +1,65 @@
 """How the relay packs events into task messages: by count and by size."""
 
-import json
+import orjson
 
-from portal.messaging.publisher import _chunks
+from portal.messaging.subscriptions import Subscription
+from portal.messaging.task_messages import (
+    encode_event,
+    task_message,
+    task_message_groups,
+)
 
 
-def pairs(*sizes: int) -> list[tuple[int, dict]]:
-    """(id, envelope) pairs whose envelopes encode to about ``size`` bytes."""
-    return [(i, {"pad": "x" * (size - 12)}) for i, size in enumerate(sizes)]
+def subscription(*, per_message: int = 1000, max_bytes: int = 1024 * 1024):
+    return Subscription(
+        name="packing",
+        patterns=("#",),
+        task="tests.packing",
+        settings_prefix="PACKING_TEST",
+        events_per_message=per_message,
+        task_max_bytes=max_bytes,
+    )
 
 
-def encoded(chunk) -> int:
-    return sum(len(json.dumps(e, separators=(",", ":"))) for _, e in chunk)
+def items(*sizes: int) -> list[tuple[int, bytes]]:
+    """(id, encoded event) pairs of about ``size`` bytes each."""
+    return [
+        (i, encode_event({"pad": "x" * (size - 12)})) for i, size in enumerate(sizes)
+    ]
 
 
 def test_events_are_packed_up_to_the_count():
-    chunks = list(_chunks(pairs(*[100] * 7), 3, 10_000))
-    assert [len(c) for c in chunks] == [3, 3, 1]
-    assert [pk for c in chunks for pk, _ in c] == list(range(7))
+    groups = list(task_message_groups(subscription(per_message=3), items(*[100] * 7)))
+    assert [len(g) for g in groups] == [3, 3, 1]
+    assert [pk for g in groups for pk, _ in g] == list(range(7))
 
 
-def test_a_message_never_grows_past_the_byte_budget():
-    chunks = list(_chunks(pairs(*[400] * 10), 100, 1_000))
-    assert [len(c) for c in chunks] == [2, 2, 2, 2, 2]
-    assert all(encoded(c) <= 1_000 for c in chunks)
+def test_a_message_never_grows_past_the_size_limit():
+    limited = subscription(max_bytes=4096 + 1_000)
+    groups = list(task_message_groups(limited, items(*[400] * 10)))
+    assert [len(g) for g in groups] == [2, 2, 2, 2, 2]
+    for group in groups:
+        body = task_message(limited, [body for _, body in group]).body
+        assert len(body) <= limited.max_message_bytes
 
 
-def test_an_event_bigger_than_the_budget_travels_alone():
-    chunks = list(_chunks(pairs(100, 5_000, 100), 100, 1_000))
-    assert [len(c) for c in chunks] == [1, 1, 1]
-    assert chunks[1][0][0] == 1
+def test_an_event_bigger_than_the_limit_travels_alone():
+    limited = subscription(max_bytes=4096 + 1_000)
+    groups = list(task_message_groups(limited, items(100, 5_000, 100)))
+    assert [len(g) for g in groups] == [1, 1, 1]
+    assert groups[1][0][0] == 1
+
+
+def test_a_spliced_task_message_is_what_celery_would_send():
+    """The relay splices encoded events into Celery's protocol-2 body: the
+    worker must read exactly [[events], {}, embed]."""
+    events = [{"id": "1", "n": 1}, {"id": "2", "text": "ü"}]
+    message = task_message(subscription(), [encode_event(e) for e in events])
+    args, kwargs, embed = orjson.loads(message.body)
+    assert args == [events]
+    assert kwargs == {}
+    assert set(embed) == {"callbacks", "errbacks", "chain", "chord"}
+    assert message.headers["task"] == "tests.packing"
+    assert message.headers["argsrepr"] == "[<2 events>]"
+    assert message.properties["correlation_id"] == message.headers["id"]
+    assert message.routing_key == "packing"

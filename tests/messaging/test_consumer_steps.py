@@ -7,9 +7,8 @@ from types import SimpleNamespace
 import pytest
 from django.db import DataError, OperationalError
 
-from feed.models import FeedEvent
-from portal.messaging import consumer
-from portal.messaging.models import DeadLetter
+from portal.messaging import ingest
+from portal.messaging.models import DeadLetter, LoggedEvent
 from tests.helpers import make_envelope
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,24 +37,23 @@ def event_message(**overrides) -> FakeMessage:
 
 @pytest.fixture
 def step():
-    step = consumer.IngestConsumerStep(SimpleNamespace())
-    return step
+    return ingest.IngestConsumerStep(SimpleNamespace())
 
 
-def test_a_batch_is_acked_only_after_it_is_stored(step):
+def test_a_batch_is_logged_and_acked_only_after_it_is_stored(step):
     messages = [event_message() for _ in range(3)] + [FakeMessage(b"{nope")]
     step.pending = list(messages)
     step.flush()
     assert all(m.acked for m in messages)
-    assert FeedEvent.objects.count() == 3
+    assert LoggedEvent.objects.filter(origin="amqp").count() == 3
     assert DeadLetter.objects.get().reason == "not JSON"
 
 
 def test_a_database_outage_keeps_the_batch_unacked_and_pauses(step, monkeypatch):
-    def down(**kwargs):
+    def down(events, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("feed.services.feed_events_apply", down)
+    monkeypatch.setattr(ingest, "event_log_accept_many", down)
     messages = [event_message() for _ in range(2)]
     step.pending = list(messages)
     step.flush()
@@ -66,27 +64,46 @@ def test_a_database_outage_keeps_the_batch_unacked_and_pauses(step, monkeypatch)
     assert step.failures == 1
 
 
-def test_a_message_the_database_refuses_is_quarantined_the_rest_applied(
+def test_an_event_the_database_refuses_is_dead_lettered_the_rest_logged(
     step, monkeypatch
 ):
-    from feed import services
-
-    real = services.feed_events_apply
+    real = ingest.event_log_accept_many
     poison = make_envelope()
 
-    def refuses_one(*, envelopes, **kwargs):
-        if any(e.get("id") == poison["id"] for e in envelopes):
+    def refuses_one(events, **kwargs):
+        if any(e.envelope.id == poison["id"] for e in events):
             raise DataError("value too long")
-        return real(envelopes=envelopes, **kwargs)
+        return real(events, **kwargs)
 
-    monkeypatch.setattr(services, "feed_events_apply", refuses_one)
+    monkeypatch.setattr(ingest, "event_log_accept_many", refuses_one)
     good = [event_message() for _ in range(2)]
     bad = FakeMessage(json.dumps(poison).encode())
     step.pending = [good[0], bad, good[1]]
     step.flush()
     assert all(m.acked for m in [*good, bad])
-    assert FeedEvent.objects.count() == 2
+    assert LoggedEvent.objects.count() == 2
     record = DeadLetter.objects.get()
-    assert record.reason == "invalid message"
+    assert (record.reason, record.event_id) == ("refused by database", poison["id"])
     assert "value too long" in record.error
-    assert json.loads(record.body)["id"] == poison["id"]
+    assert record.exchange == "portal.events"
+
+
+def test_a_message_that_breaks_the_handler_is_quarantined_whole(step, monkeypatch):
+    real = ingest.ingest_decode
+    poison = event_message()
+
+    def breaks_on_one(message, origin):
+        if message is poison:
+            raise RuntimeError("a bug")
+        return real(message, origin)
+
+    monkeypatch.setattr(ingest, "ingest_decode", breaks_on_one)
+    good = [event_message() for _ in range(2)]
+    step.pending = [good[0], poison, good[1]]
+    step.flush()
+    assert all(m.acked for m in [*good, poison])
+    assert LoggedEvent.objects.count() == 2
+    record = DeadLetter.objects.get()
+    assert (record.reason, record.kind) == ("invalid message", "message")
+    assert "a bug" in record.error
+    assert record.raw_body == poison.body

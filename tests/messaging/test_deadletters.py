@@ -10,10 +10,19 @@ from django.utils import timezone
 from kombu import Exchange, Producer, Queue
 
 from feed.models import FeedEvent
-from portal.messaging import deadletters, topology
+from feed.subscriptions import FEED
+from portal.messaging import topology
+from portal.messaging.amqp_publish import publisher_reset
+from portal.messaging.dead_letter_records import (
+    HEADER_ATTEMPTS,
+    HEADER_ERROR,
+    HEADER_QUEUE,
+    HEADER_REASON,
+    REASON_RETRIES_EXHAUSTED,
+)
+from portal.messaging.dead_letter_tools import dead_letters_requeue, parse_age
 from portal.messaging.models import DeadLetter
-from portal.messaging.publisher import _connections, _send_batch
-from tests.helpers import make_envelope, queue_depth, wait_for
+from tests.helpers import make_envelope, queue_depth, send_task, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -35,11 +44,11 @@ def stored(count: int, **filters) -> list[DeadLetter]:
 def publish_raw(broker, body: bytes, *, content_type: str, headers=None) -> None:
     Producer(broker.channel()).publish(
         body,
-        exchange=Exchange(topology.FEED_EXCHANGE, type="topic"),
-        routing_key=topology.feed_queue_name(),
+        exchange=Exchange(topology.TASKS_EXCHANGE, type="topic"),
+        routing_key=FEED.queue,
         content_type=content_type,
         content_encoding="binary",
-        headers={"task": topology.FEED_TASK, "id": "raw", **(headers or {})},
+        headers={"task": FEED.task, "id": "raw", **(headers or {})},
     )
 
 
@@ -54,14 +63,14 @@ def test_undecodable_task_messages_are_stored_with_their_reason(worker, broker):
     garbage = records["not JSON"]
     assert garbage.kind == "message"
     assert garbage.raw_body == b"\x00not json{"  # byte for byte, NUL included
-    assert garbage.headers["task"] == topology.FEED_TASK
+    assert garbage.headers["task"] == FEED.task
     assert (garbage.exchange, garbage.routing_key) == (
-        topology.FEED_EXCHANGE,
-        topology.feed_queue_name(),
+        topology.TASKS_EXCHANGE,
+        FEED.queue,
     )
     assert records["oversized"].size == len(huge)
     assert records["wrong content type"].content_type == "application/xml"
-    wait_for(lambda: queue_depth(broker, topology.dead_letter_queue_name()) == 0)
+    wait_for(lambda: queue_depth(broker, FEED.dead_letter_queue) == 0)
     assert worker.alive()
 
 
@@ -71,13 +80,13 @@ def test_a_message_past_the_delivery_limit_is_stored_as_delivery_limit(
     """A quorum queue dead-letters a message delivered too often; it is stored."""
     poison_queue = Queue(
         "feed.poison-test",
-        Exchange(topology.FEED_EXCHANGE, type="topic"),
+        Exchange(topology.TASKS_EXCHANGE, type="topic"),
         routing_key="feed.poison-test",
         queue_arguments={
             "x-queue-type": "quorum",
             "x-delivery-limit": settings.FEED_DELIVERY_LIMIT,
             "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
-            "x-dead-letter-routing-key": topology.dead_letter_queue_name(),
+            "x-dead-letter-routing-key": FEED.dead_letter_queue,
         },
     )
     channel = broker.channel()
@@ -87,9 +96,7 @@ def test_a_message_past_the_delivery_limit_is_stored_as_delivery_limit(
         envelope = make_envelope()
         from portal.celery import app
 
-        app.send_task(
-            topology.FEED_TASK, args=[[envelope]], queue=poison_queue, retry=False
-        )
+        app.send_task(FEED.task, args=[[envelope]], queue=poison_queue, retry=False)
         # Every delivery "dies": requeued until the queue gives up on it.
         for _ in range(settings.FEED_DELIVERY_LIMIT + 5):
             message = bound.get(no_ack=False)
@@ -103,6 +110,7 @@ def test_a_message_past_the_delivery_limit_is_stored_as_delivery_limit(
     assert record.kind == "event"
     assert record.event_id == envelope["id"]
     assert record.queue == "feed.poison-test"
+    assert record.subscriber == "feed"  # a feed task, wherever it died
     assert record.attempts == settings.FEED_DELIVERY_LIMIT + 1
     assert record.first_failed_at is not None
     assert json.loads(record.body) == envelope
@@ -116,21 +124,22 @@ def test_requeueing_a_fixed_dead_letter_puts_it_on_the_feed_exactly_once(
     from portal.celery import app
 
     app.send_task(
-        topology.FEED_TASK,
+        FEED.task,
         args=[[envelope]],
         exchange=topology.DEAD_LETTER_EXCHANGE,
-        routing_key=topology.dead_letter_queue_name(),
-        queue=topology.dead_letter_queue(),
+        routing_key=FEED.dead_letter_queue,
+        queue=topology.dead_letter_queue(FEED.dead_letter_queue),
         headers={
-            deadletters.HEADER_REASON: deadletters.REASON_RETRIES_EXHAUSTED,
-            deadletters.HEADER_ERROR: "OperationalError: connection refused",
-            deadletters.HEADER_ATTEMPTS: 5,
-            deadletters.HEADER_QUEUE: topology.feed_queue_name(),
+            HEADER_REASON: REASON_RETRIES_EXHAUSTED,
+            HEADER_ERROR: "OperationalError: connection refused",
+            HEADER_ATTEMPTS: 5,
+            HEADER_QUEUE: FEED.queue,
         },
         retry=False,
     )
     [record] = stored(1)
     assert (record.reason, record.attempts) == ("retries exhausted", 5)
+    assert record.subscriber == "feed"
     assert "connection refused" in record.error
     assert FeedEvent.objects.count() == 0
 
@@ -145,7 +154,7 @@ def test_requeueing_a_fixed_dead_letter_puts_it_on_the_feed_exactly_once(
     call_command("deadletters", "requeue", str(record.pk), "--status", "all")
     record.refresh_from_db()
     assert record.requeue_count == 2
-    wait_for(lambda: queue_depth(broker, topology.feed_queue_name()) == 0)
+    wait_for(lambda: queue_depth(broker, FEED.queue) == 0)
     # Idempotence, not timing, keeps it at one: the second copy was processed.
     wait_for(lambda: _worker_saw_duplicate(worker, envelope["id"]))
     assert FeedEvent.objects.filter(event_id=envelope["id"]).count() == 1
@@ -159,12 +168,12 @@ def _worker_saw_duplicate(worker, event_id: str) -> bool:
 
 def test_an_invalid_event_requeued_unfixed_is_dead_lettered_again(worker):
     bad = make_envelope(type="employee.promoted_to_ceo")
-    _connections.reset()  # a connection from an earlier test may be dead
-    _send_batch(_connections.producer(), [bad])
+    publisher_reset()  # a connection from an earlier test may be dead
+    send_task([bad])
     [record] = stored(1)
     assert record.reason == "unknown type/version"
-    assert record.exchange == topology.FEED_EXCHANGE
-    done, errors = deadletters.deadletters_requeue([record])
+    assert (record.subscriber, record.exchange) == ("feed", topology.TASKS_EXCHANGE)
+    done, errors = dead_letters_requeue([record])
     assert (done, errors) == (1, [])
     stored(2)
     assert FeedEvent.objects.count() == 0
@@ -200,11 +209,11 @@ def test_the_command_lists_shows_filters_and_purges():
 
 
 def test_ages_parse():
-    assert deadletters.parse_age("90s") == timedelta(seconds=90)
-    assert deadletters.parse_age("2h") == timedelta(hours=2)
-    assert deadletters.parse_age("3d") == timedelta(days=3)
+    assert parse_age("90s") == timedelta(seconds=90)
+    assert parse_age("2h") == timedelta(hours=2)
+    assert parse_age("3d") == timedelta(days=3)
     with pytest.raises(ValueError, match="not an age"):
-        deadletters.parse_age("soon")
+        parse_age("soon")
 
 
 @pytest.mark.parametrize(
@@ -216,9 +225,9 @@ def test_a_task_body_celery_cannot_unpack_is_dead_lettered_not_fatal(
     worker, broker, body
 ):
     publish_raw(broker, json.dumps(body).encode(), content_type="application/json")
-    _connections.reset()
+    publisher_reset()
     envelope = make_envelope()
-    _send_batch(_connections.producer(), [envelope])
+    send_task([envelope])
     [record] = stored(1)
     assert record.reason == "invalid message"
     assert json.loads(record.raw_body) == body

@@ -4,23 +4,25 @@ import threading
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from amqp.exceptions import ChannelError
 from django.db import connection, transaction
 from kombu import Connection
 
+from feed.subscriptions import FEED
 from portal.messaging import topology
-from portal.messaging.models import OutboxMessage
-from portal.messaging.outbox import outbox_emit
-from portal.messaging.publisher import (
+from portal.messaging.amqp_publish import (
     _connections,
-    _send_batch,
-    background,
-    publish_pending,
+    publish_confirmed,
+    publisher_reset,
 )
+from portal.messaging.eventlog import event_log_emit
+from portal.messaging.models import LoggedEvent
 from portal.messaging.relay import Relay
+from portal.messaging.router import route_pending
+from portal.messaging.task_messages import encode_event, task_message
+from portal.messaging.wakeup import background
 from registrar.services import employee_register
 from tests.factories import DepartmentFactory
-from tests.helpers import wait_for
+from tests.helpers import send_task, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +38,7 @@ def via(proxy) -> str:
 def emit(count: int = 1) -> list[int]:
     with transaction.atomic():
         return [
-            outbox_emit(
+            event_log_emit(
                 type="department.renamed",
                 source="/tests/hardening",
                 data={"department_id": i, "old_name": "A", "new_name": "B"},
@@ -58,11 +60,11 @@ def private_feed_queue(settings):
     """Publish to a queue of this test's own, out of any worker's reach."""
     settings.FEED_QUEUE = "feed.hardening-test"
     url = settings.CELERY_BROKER_URL
-    _connections.reset()
+    publisher_reset()
     _delete_queues(url, settings.FEED_QUEUE)
     yield settings.FEED_QUEUE
     background().flush(timeout=30)
-    _connections.reset()
+    publisher_reset()
     _delete_queues(url, "feed.hardening-test")
 
 
@@ -70,19 +72,13 @@ def test_an_unroutable_message_is_an_error_and_its_rows_stay_pending(
     private_feed_queue, monkeypatch
 ):
     """No queue bound for the message: RabbitMQ returns it, the rows stay."""
-    real_queue = topology.feed_queue
-
-    def undeclared_queue():
-        queue = real_queue()
-        queue.no_declare = True  # nobody declares it: nothing is bound
-        return queue
-
-    monkeypatch.setattr(topology, "feed_queue", undeclared_queue)
+    # Nobody declares the feed's queue: nothing is bound.
+    monkeypatch.setattr(topology, "declare_subscription", lambda *a, **k: None)
     [pk] = emit()
-    result = publish_pending()
+    result = route_pending()
     assert (result.sent, result.failed) == (0, 1)
     assert "NO_ROUTE" in result.error
-    row = OutboxMessage.objects.get(pk=pk)
+    row = LoggedEvent.objects.get(pk=pk)
     assert (row.status, row.attempts) == ("pending", 1)
     assert "NO_ROUTE" in row.last_error
 
@@ -90,13 +86,12 @@ def test_an_unroutable_message_is_an_error_and_its_rows_stay_pending(
 def test_a_queue_deleted_under_a_publisher_is_not_a_silent_drop(
     private_feed_queue, broker
 ):
-    producer = _connections.producer()
-    _send_batch(producer, [{"first": 1}])  # declares and binds the queue
+    send_task([{"first": 1}])  # declares and binds the queue
     channel = broker.channel()
     channel.queue_delete(private_feed_queue)
     channel.close()
-    with pytest.raises(ChannelError, match="NO_ROUTE"):
-        _send_batch(_connections.producer(), [{"second": 2}])
+    [result] = publish_confirmed([task_message(FEED, [encode_event({"second": 2})])])
+    assert "NO_ROUTE" in result
 
 
 def test_a_stalled_broker_fails_the_publish_after_the_timeout(
@@ -105,16 +100,16 @@ def test_a_stalled_broker_fails_the_publish_after_the_timeout(
     settings.CELERY_BROKER_URL = via(broker_proxy)
     settings.OUTBOX_PUBLISH_TIMEOUT = 1.0
     emit()
-    assert publish_pending().sent == 1  # the connection is open and works
+    assert route_pending().sent == 1  # the connection is open and works
     broker_proxy.freeze()  # like a blocked RabbitMQ: nothing comes back
     [pk] = emit()
-    result = publish_pending()
+    result = route_pending()
     assert (result.sent, result.failed) == (0, 1)
-    assert OutboxMessage.objects.get(pk=pk).status == "pending"
+    assert LoggedEvent.objects.get(pk=pk).status == "pending"
 
     broker_proxy.restore()
-    assert publish_pending().sent == 1
-    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    assert route_pending().sent == 1
+    assert set(LoggedEvent.objects.values_list("status", flat=True)) == {"sent"}
 
 
 def test_a_registration_does_not_wait_for_a_stalled_broker(
@@ -133,7 +128,7 @@ def test_a_registration_does_not_wait_for_a_stalled_broker(
     # The request is done while the publisher thread is still stuck on RabbitMQ.
     assert background().flush(timeout=0) is False
     assert background().flush(timeout=30) is True  # it gave up, bounded
-    row = OutboxMessage.objects.get()
+    row = LoggedEvent.objects.get()
     assert row.status == "pending"
     assert row.last_error
 
@@ -159,24 +154,24 @@ def test_the_relay_backs_off_through_an_outage_and_then_publishes(
         def retried():
             """the relay tried several times while the broker was away"""
             return all(
-                row.attempts >= 3 for row in OutboxMessage.objects.filter(pk__in=ids)
+                row.attempts >= 3 for row in LoggedEvent.objects.filter(pk__in=ids)
             )
 
         wait_for(retried)
         assert thread.is_alive()
-        assert OutboxMessage.objects.filter(status="sent").count() == 0
+        assert LoggedEvent.objects.filter(status="sent").count() == 0
         broker_proxy.restore()
 
         def published():
             """every row was confirmed after the broker came back"""
-            return OutboxMessage.objects.filter(status="sent").count() == 5
+            return LoggedEvent.objects.filter(status="sent").count() == 5
 
         wait_for(published, timeout=60)
     finally:
         relay.stopping.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
-    assert topology.feed_queue_name() == private_feed_queue
+    assert FEED.queue == private_feed_queue
 
 
 def test_a_blocked_connection_fails_publishes_at_once_until_unblocked(
@@ -184,15 +179,15 @@ def test_a_blocked_connection_fails_publishes_at_once_until_unblocked(
 ):
     """RabbitMQ's connection.blocked (memory or disk alarm) is honoured."""
     emit()
-    assert publish_pending().sent == 1  # an open, working connection
+    assert route_pending().sent == 1  # an open, working connection
     # What py-amqp calls when RabbitMQ sends connection.blocked.
     _connections.connection.connection.on_blocked("low on memory")
     [pk] = emit()
-    result = publish_pending()
+    result = route_pending()
     assert (result.sent, result.failed) == (0, 1)
     assert "BrokerBlocked" in result.error
     assert "low on memory" in result.error
-    assert OutboxMessage.objects.get(pk=pk).status == "pending"
+    assert LoggedEvent.objects.get(pk=pk).status == "pending"
 
     _connections.connection.connection.on_unblocked()
-    assert publish_pending().sent == 1
+    assert route_pending().sent == 1

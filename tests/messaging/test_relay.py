@@ -9,11 +9,13 @@ import pytest
 from django.db import connection, transaction
 from kombu import Consumer
 
+from feed.subscriptions import FEED
 from portal.messaging import topology
-from portal.messaging.models import OutboxMessage
-from portal.messaging.outbox import outbox_emit
-from portal.messaging.publisher import BackgroundPublisher, publish_pending
+from portal.messaging.eventlog import event_log_emit
+from portal.messaging.models import LoggedEvent
 from portal.messaging.relay import Relay
+from portal.messaging.router import route_pending
+from portal.messaging.wakeup import BackgroundPublisher
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -25,15 +27,15 @@ def private_queue(broker, settings):
     topology.declare(broker)
     yield
     channel = broker.channel()
-    channel.queue_delete(topology.feed_queue_name())
-    channel.queue_delete(topology.dead_letter_queue_name())
+    channel.queue_delete(FEED.queue)
+    channel.queue_delete(FEED.dead_letter_queue)
     channel.close()
 
 
 def emit_renames(count: int) -> list[str]:
     with transaction.atomic():
         return [
-            outbox_emit(
+            event_log_emit(
                 type="department.renamed",
                 source="/tests/relay",
                 data={"department_id": i, "old_name": f"D{i}", "new_name": f"E{i}"},
@@ -52,7 +54,10 @@ def drain_event_ids(broker) -> list[str]:
         message.ack()
 
     with Consumer(
-        broker, [topology.feed_queue()], callbacks=[on_message], accept=["json"]
+        broker,
+        [topology.subscription_queue(FEED)],
+        callbacks=[on_message],
+        accept=["json"],
     ):
         while True:
             try:
@@ -62,11 +67,11 @@ def drain_event_ids(broker) -> list[str]:
 
 
 def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(broker, settings):
-    settings.OUTBOX_EVENTS_PER_MESSAGE = 40
+    settings.FEED_EVENTS_PER_MESSAGE = 40
     expected = emit_renames(100)
-    result = publish_pending()
+    result = route_pending()
     assert (result.sent, result.failed) == (100, 0)
-    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    assert set(LoggedEvent.objects.values_list("status", flat=True)) == {"sent"}
     assert sorted(drain_event_ids(broker)) == sorted(expected)
 
 
@@ -74,11 +79,11 @@ def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, setti
     """Packed by size as well as count, with the task message's own JSON (its
     spaces, its envelope) counted in: every message the relay makes is one
     the feed's consumer takes rather than dead-letters as oversized."""
-    settings.OUTBOX_EVENTS_PER_MESSAGE = 10_000
+    settings.FEED_EVENTS_PER_MESSAGE = 10_000
     settings.FEED_TASK_MAX_BYTES = 40_000
     with transaction.atomic():
         for i in range(300):
-            outbox_emit(
+            event_log_emit(
                 type="thanks.sent",
                 source="/tests/relay",
                 data={
@@ -89,7 +94,7 @@ def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, setti
                     "message": "Thank you, " * 40,
                 },
             )
-    assert publish_pending().sent == 300
+    assert route_pending().sent == 300
     sizes: list[int] = []
     events = 0
 
@@ -100,7 +105,7 @@ def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, setti
         message.ack()
 
     with (
-        Consumer(broker, [topology.feed_queue()], callbacks=[on_message]),
+        Consumer(broker, [topology.subscription_queue(FEED)], callbacks=[on_message]),
         contextlib.suppress(TimeoutError),
     ):
         while True:
@@ -111,7 +116,7 @@ def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, setti
 
 
 def test_concurrent_relays_publish_each_row_exactly_once(broker, settings):
-    settings.OUTBOX_EVENTS_PER_MESSAGE = 10
+    settings.FEED_EVENTS_PER_MESSAGE = 10
     expected = emit_renames(600)
     relays = [Relay(grace=0, batch_size=25) for _ in range(4)]
 
@@ -129,15 +134,15 @@ def test_concurrent_relays_publish_each_row_exactly_once(broker, settings):
     published = Counter(drain_event_ids(broker))
     assert set(published) == set(expected)
     assert max(published.values()) == 1
-    assert OutboxMessage.objects.filter(status="pending").count() == 0
+    assert LoggedEvent.objects.filter(status="pending").count() == 0
 
 
 def test_unreachable_broker_leaves_rows_pending_with_the_error(broker, settings):
     emit_renames(3)
     settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
-    result = publish_pending()
+    result = route_pending()
     assert (result.sent, result.failed) == (0, 3)
-    rows = OutboxMessage.objects.all()
+    rows = LoggedEvent.objects.all()
     assert {row.status for row in rows} == {"pending"}
     assert {row.attempts for row in rows} == {1}
     assert all("Connection refused" in row.last_error for row in rows)
@@ -156,7 +161,7 @@ def test_commits_within_the_coalescing_window_share_one_publish(broker, settings
     for i in range(3):
         with transaction.atomic():  # three commits, as from three requests
             rows.append(
-                outbox_emit(
+                event_log_emit(
                     type="department.renamed",
                     source="/tests/relay",
                     data={"department_id": i, "old_name": "A", "new_name": "B"},
@@ -176,11 +181,14 @@ def test_commits_within_the_coalescing_window_share_one_publish(broker, settings
 
     with (
         Consumer(
-            broker, [topology.feed_queue()], callbacks=[on_message], accept=["json"]
+            broker,
+            [topology.subscription_queue(FEED)],
+            callbacks=[on_message],
+            accept=["json"],
         ),
         contextlib.suppress(TimeoutError),
     ):
         while True:
             broker.drain_events(timeout=1)
     assert [sorted(ids) for ids in messages] == [sorted(r.event_id for r in rows)]
-    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
+    assert set(LoggedEvent.objects.values_list("status", flat=True)) == {"sent"}

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
-from portal.messaging.models import OutboxMessage
-from portal.messaging.publisher import background
+from portal.messaging.models import LoggedEvent
 from portal.messaging.relay import Relay
+from portal.messaging.wakeup import background
 from tests.helpers import wait_for
 from tests.messaging.test_relay import (  # noqa: F401 - private_queue is a fixture
     drain_event_ids,
@@ -71,7 +71,7 @@ def start_relay():
 
 
 def _pending() -> int:
-    return OutboxMessage.objects.filter(status="pending").count()
+    return LoggedEvent.objects.filter(status="pending").count()
 
 
 def test_a_commit_notifies_after_it_lands_and_a_rollback_does_not():

@@ -11,10 +11,10 @@ from django.db import connection
 from kombu import Connection
 
 from feed.models import FeedEvent
-from portal.messaging.deadletters import deadletters_requeue
+from portal.messaging.amqp_publish import publisher_reset
+from portal.messaging.dead_letter_tools import dead_letters_requeue
 from portal.messaging.models import DeadLetter
-from portal.messaging.publisher import _connections, _send_batch
-from tests.helpers import make_envelope, queue_depth, wait_for
+from tests.helpers import make_envelope, queue_depth, send_task, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -41,8 +41,8 @@ def test_a_transient_database_failure_is_retried_after_a_delay_held_by_rabbitmq(
     )
     db_proxy.cut()
     envelope = make_envelope()
-    _connections.reset()  # a connection from an earlier test may be dead
-    _send_batch(_connections.producer(), [envelope])
+    publisher_reset()  # a connection from an earlier test may be dead
+    send_task([envelope])
 
     def delayed_in_rabbitmq():
         """the retry is parked in a celery_delayed_* queue, not in the worker"""
@@ -69,8 +69,8 @@ def test_exhausted_retries_go_to_the_store_and_requeue_once_fixed(
     )
     db_proxy.cut()
     envelope = make_envelope()
-    _connections.reset()  # a connection from an earlier test may be dead
-    _send_batch(_connections.producer(), [envelope])
+    publisher_reset()  # a connection from an earlier test may be dead
+    send_task([envelope])
 
     def gave_up():
         """the worker gave up after its last retry"""
@@ -89,6 +89,6 @@ def test_exhausted_retries_go_to_the_store_and_requeue_once_fixed(
     assert "OperationalError" in record.error
     assert FeedEvent.objects.count() == 0
 
-    assert deadletters_requeue([record]) == (1, [])
+    assert dead_letters_requeue([record]) == (1, [])
     wait_for(lambda: FeedEvent.objects.filter(event_id=envelope["id"]).exists())
     assert FeedEvent.objects.count() == 1

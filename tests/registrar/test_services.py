@@ -4,8 +4,8 @@ import pytest
 from django.db import transaction
 
 from portal.messaging.contracts import ContractError, validate_event
-from portal.messaging.models import OutboxMessage
-from portal.messaging.outbox import OutboxError, outbox_emit
+from portal.messaging.eventlog import EventLogError, event_log_emit
+from portal.messaging.models import LoggedEvent
 from registrar.models import Employee
 from registrar.services import (
     RegistrarError,
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def outbox_types() -> list[str]:
-    return list(OutboxMessage.objects.order_by("id").values_list("type", flat=True))
+    return list(LoggedEvent.objects.order_by("id").values_list("type", flat=True))
 
 
 def test_register_stores_employee_and_one_valid_event():
@@ -32,9 +32,11 @@ def test_register_stores_employee_and_one_valid_event():
         department=team.department,
         team=team,
     )
-    [row] = OutboxMessage.objects.all()
-    assert row.type == row.routing_key == "employee.registered"
-    assert row.status == OutboxMessage.Status.PENDING
+    [row] = LoggedEvent.objects.all()
+    assert row.type == "employee.registered"
+    assert (row.status, row.origin) == (LoggedEvent.Status.PENDING, "portal")
+    # Owed to every subscriber that wants it (the feed, the tests' audit app).
+    assert row.undelivered[:2] == ["feed", "audit"]
     assert row.source == "/portal/registrar"
     event = validate_event(row.envelope)  # the stored envelope obeys the contract
     assert event.envelope.id == row.event_id
@@ -69,7 +71,7 @@ def test_register_refuses_bad_input_and_stores_nothing(field, kwargs):
         employee_register(**arguments)
     assert caught.value.field == field
     assert Employee.objects.count() == 1
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
 
 
 def test_register_refuses_a_team_of_another_department():
@@ -83,7 +85,7 @@ def test_register_refuses_a_team_of_another_department():
             team=team,
         )
     assert caught.value.field == "team"
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
 
 
 def test_rolled_back_registration_leaves_no_event_and_schedules_no_publish(
@@ -104,7 +106,7 @@ def test_rolled_back_registration_leaves_no_event_and_schedules_no_publish(
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError):
         register_then_fail()
     assert Employee.objects.count() == 0
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
     assert callbacks == []
 
 
@@ -124,7 +126,7 @@ def test_committed_registration_schedules_exactly_one_publish(
 def test_change_position_emits_old_and_new():
     employee = EmployeeFactory(position="Engineer")
     employee_change_position(employee=employee, position="Lead Engineer")
-    [row] = OutboxMessage.objects.all()
+    [row] = LoggedEvent.objects.all()
     assert row.type == "employee.position_changed"
     assert row.envelope["data"] == {
         "employee_id": employee.pk,
@@ -139,7 +141,7 @@ def test_change_position_emits_old_and_new():
 def test_change_to_the_same_position_emits_nothing():
     employee = EmployeeFactory(position="Engineer")
     employee_change_position(employee=employee, position="Engineer")
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
 
 
 def test_move_between_teams_emits_left_then_joined():
@@ -148,7 +150,7 @@ def test_move_between_teams_emits_left_then_joined():
     employee = EmployeeFactory(team=old, department=old.department)
     employee_move_to_team(employee=employee, team=new)
     assert outbox_types() == ["team.member_left", "team.member_joined"]
-    left, joined = OutboxMessage.objects.order_by("id")
+    left, joined = LoggedEvent.objects.order_by("id")
     assert left.envelope["data"]["team"] == "Old"
     assert joined.envelope["data"]["team_id"] == new.pk
     employee.refresh_from_db()
@@ -176,7 +178,7 @@ def test_leaving_all_teams_emits_only_left_and_same_team_emits_nothing():
 def test_rename_department_emits_old_and_new_name():
     department = DepartmentFactory(name="Finance")
     department_rename(department=department, name="Finance & Accounting")
-    [row] = OutboxMessage.objects.all()
+    [row] = LoggedEvent.objects.all()
     assert row.type == "department.renamed"
     assert row.envelope["data"] == {
         "department_id": department.pk,
@@ -192,22 +194,24 @@ def test_rename_to_a_taken_name_is_refused_without_event():
         department_rename(department=department, name="sales")
     department.refresh_from_db()
     assert department.name == "Finance"
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
 
 
 def test_outbox_refuses_an_event_that_breaks_its_contract():
     with pytest.raises(ContractError) as caught, transaction.atomic():
-        outbox_emit(type="department.renamed", source="/tests", data={"old_name": "A"})
+        event_log_emit(
+            type="department.renamed", source="/tests", data={"old_name": "A"}
+        )
     assert caught.value.reason == "invalid data"
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
 def test_outbox_refuses_to_write_outside_a_transaction():
-    with pytest.raises(OutboxError):
-        outbox_emit(
+    with pytest.raises(EventLogError):
+        event_log_emit(
             type="department.renamed",
             source="/tests",
             data={"department_id": 1, "old_name": "A", "new_name": "B"},
         )
-    assert OutboxMessage.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0

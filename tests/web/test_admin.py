@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from registrar.models import Department, Employee
 from tests.factories import DepartmentFactory, EmployeeFactory, TeamFactory
 from tests.web.factories import UserFactory
@@ -18,7 +18,7 @@ def admin_client_(client):
 
 
 def _types():
-    return list(OutboxMessage.objects.order_by("id").values_list("type", flat=True))
+    return list(LoggedEvent.objects.order_by("id").values_list("type", flat=True))
 
 
 def test_adding_an_employee_in_the_admin_registers_them(admin_client_):
@@ -96,11 +96,11 @@ def test_republish_action_resets_rows_and_publishes(admin_client_, settings):
 
     department = DepartmentFactory(name="Finance")
     department_rename(department=department, name="Money")
-    row = OutboxMessage.objects.get()
-    OutboxMessage.objects.filter(pk=row.pk).update(status="sent")
+    row = LoggedEvent.objects.get()
+    LoggedEvent.objects.filter(pk=row.pk).update(status="sent")
     settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
     response = admin_client_.post(
-        reverse("admin:messaging_outboxmessage_changelist"),
+        reverse("admin:messaging_loggedevent_changelist"),
         {"action": "republish", "_selected_action": [row.pk]},
         follow=True,
     )
@@ -121,7 +121,7 @@ def test_republish_action_resets_rows_and_publishes(admin_client_, settings):
         "feed_feedevent",
         "feed_reaction",
         "feed_thanks",
-        "messaging_outboxmessage",
+        "messaging_loggedevent",
     ],
 )
 def test_every_model_has_a_working_changelist(admin_client_, name):

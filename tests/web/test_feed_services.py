@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from feed.models import FeedEvent, Reaction, Thanks
 from feed.selectors import InvalidCursor, decode_cursor, encode_cursor, feed_page
 from feed.services import FeedError, reaction_set, reaction_toggle, thanks_send
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from portal.roles import HR_GROUP, STAFF_GROUP, is_hr, is_staff_member
 from tests.factories import EmployeeFactory
 from tests.web.factories import FeedEventFactory, UserFactory
@@ -83,7 +83,7 @@ def test_thanks_stores_and_emits_one_event():
     olga, ivan = EmployeeFactory(full_name="Olga"), EmployeeFactory(full_name="Ivan")
     thanks = thanks_send(from_employee=ivan, to_employee=olga, message=" for the demo ")
     assert thanks.message == "for the demo"
-    [row] = OutboxMessage.objects.all()
+    [row] = LoggedEvent.objects.all()
     assert row.type == "thanks.sent"
     assert row.envelope["data"] == {
         "from_employee_id": ivan.pk,
@@ -109,7 +109,7 @@ def test_invalid_thanks_store_nothing(message, same, field):
         thanks_send(from_employee=ivan, to_employee=other, message=message)
     assert error.value.field == field
     assert not Thanks.objects.exists()
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_feed_pages_by_time_then_id_without_gaps_or_repeats():

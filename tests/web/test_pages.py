@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from feed.models import FeedEvent, Reaction, Thanks
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from registrar.models import Department, Employee
 from tests.factories import DepartmentFactory, EmployeeFactory, TeamFactory
 from tests.web.factories import FeedEventFactory
@@ -125,7 +125,7 @@ def test_thanks_form_stores_one_thanks_and_one_outbox_row(as_role, staff_user):
     assert "will appear in the feed shortly" in response.content.decode()
     [thanks] = Thanks.objects.all()
     assert (thanks.from_employee.user, thanks.to_employee) == (staff_user, olga)
-    [row] = OutboxMessage.objects.all()
+    [row] = LoggedEvent.objects.all()
     assert row.type == "thanks.sent"
     assert row.envelope["data"]["to_name"] == "Olga Smirnova"
 
@@ -141,7 +141,7 @@ def test_thanks_form_errors(as_role, staff_user, message, to_self):
     assert response.status_code == 400
     assert response.context["thanks_form"].errors
     assert not Thanks.objects.exists()
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_a_user_without_employee_sees_a_message_instead_of_the_form(as_role):
@@ -168,7 +168,7 @@ def test_register_saves_and_says_the_feed_follows(as_role):
     anna = Employee.objects.get(email="anna@example.com")
     assert response.redirect_chain[-1][0] == anna.get_absolute_url()
     assert "will appear in the feed shortly" in response.content.decode()
-    assert list(OutboxMessage.objects.values_list("type", flat=True)) == [
+    assert list(LoggedEvent.objects.values_list("type", flat=True)) == [
         "employee.registered"
     ]
 
@@ -200,7 +200,7 @@ def test_register_shows_field_errors(as_role):
     assert "is not in department" in errors["team"][0]
     # Only the existing Anna and the staff user's employee.
     assert Employee.objects.count() == 2
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_change_position_move_and_rename(as_role):
@@ -223,9 +223,7 @@ def test_change_position_move_and_rename(as_role):
     department.refresh_from_db()
     assert (anna.position, anna.team) == ("Team Lead", new)
     assert department.name == "Finance & Accounting"
-    assert list(
-        OutboxMessage.objects.order_by("id").values_list("type", flat=True)
-    ) == [
+    assert list(LoggedEvent.objects.order_by("id").values_list("type", flat=True)) == [
         "employee.position_changed",
         "team.member_left",
         "team.member_joined",
@@ -248,7 +246,7 @@ def test_change_forms_show_errors(as_role):
     )
     assert "exists" in response.context["form"].errors["name"][0]
     assert taken.name == "Sales"
-    assert not OutboxMessage.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_employee_list_searches_and_paginates(as_role, django_assert_max_num_queries):

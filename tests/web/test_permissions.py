@@ -26,7 +26,7 @@ PAGES = {
     "admin:index": (LOGIN, LOGIN, ALLOWED),
     "admin:registrar_employee_changelist": (LOGIN, LOGIN, ALLOWED),
     "admin:feed_feedevent_changelist": (LOGIN, LOGIN, ALLOWED),
-    "admin:messaging_outboxmessage_changelist": (LOGIN, LOGIN, ALLOWED),
+    "admin:messaging_loggedevent_changelist": (LOGIN, LOGIN, ALLOWED),
 }
 
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from feed.models import Reaction, Thanks
-from portal.messaging.models import OutboxMessage
+from portal.messaging.models import LoggedEvent
 from portal.roles import is_hr, is_staff_member
 from registrar.models import Employee
 from tests.web.factories import FeedEventFactory
@@ -38,19 +38,19 @@ def test_seed_demo_builds_users_company_and_is_idempotent(settings, tmp_path):
     assert Employee.objects.count() == 8 + 2
     # Every registration and change went through the services: one outbox
     # row per event, thanks included.
-    registered = OutboxMessage.objects.filter(type="employee.registered").count()
+    registered = LoggedEvent.objects.filter(type="employee.registered").count()
     assert registered == 10
-    assert OutboxMessage.objects.filter(type="thanks.sent").count() == (
+    assert LoggedEvent.objects.filter(type="thanks.sent").count() == (
         Thanks.objects.count()
     )
-    rows = OutboxMessage.objects.count()
+    rows = LoggedEvent.objects.count()
     assert not Reaction.objects.exists()  # the feed is still empty
 
     FeedEventFactory.create_batch(5)
     output = _seed(employees=8, events=12)
     assert "Demo company exists" in output
     assert Employee.objects.count() == 10
-    assert OutboxMessage.objects.count() == rows
+    assert LoggedEvent.objects.count() == rows
     assert users.count() == 3
     assert Reaction.objects.exists()
     reactions = Reaction.objects.count()

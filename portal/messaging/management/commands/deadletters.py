@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.messaging.deadletters import (
-    deadletters_purge,
-    deadletters_requeue,
-    deadletters_select,
-    decoded_body,
+from portal.messaging.dead_letter_tools import (
+    dead_letter_body_for_people,
+    dead_letters_purge,
+    dead_letters_requeue,
+    dead_letters_select,
     parse_age,
 )
 from portal.messaging.models import DeadLetter
@@ -14,7 +14,8 @@ class Command(BaseCommand):
     help = (
         "Inspect and act on the dead-letter store: list, show ID, requeue "
         "(publish again to where each came from), purge (delete). Filters: "
-        "--reason, --type, --older-than (e.g. 90m, 2h, 3d), --status."
+        "--reason, --type, --subscriber, --older-than (e.g. 90m, 2h, 3d), "
+        "--status."
     )
 
     def add_arguments(self, parser):
@@ -22,6 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("ids", nargs="*", type=int, help="Only these records.")
         parser.add_argument("--reason", help='e.g. "delivery limit", "not JSON"')
         parser.add_argument("--type", dest="event_type", help="Event type.")
+        parser.add_argument(
+            "--subscriber", help="Only what this subscriber gave up on (e.g. feed)."
+        )
         parser.add_argument(
             "--older-than", help="Only records stored longer ago (2h, 3d…)."
         )
@@ -33,17 +37,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--limit", type=int, default=50, help="list: rows shown")
 
-    def handle(self, *args, action, ids, reason, event_type, older_than, status,
-               limit, **options):  # fmt: skip
+    def handle(self, *args, action, ids, reason, event_type, subscriber,
+               older_than, status, limit, **options):  # fmt: skip
         try:
             age = parse_age(older_than) if older_than else None
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if status is None:
             status = "" if action == "show" else DeadLetter.Status.DEAD
-        records = deadletters_select(
+        records = dead_letters_select(
             reason=reason,
             type=event_type,
+            subscriber=subscriber,
             older_than=age,
             status="" if status == "all" else status,
             ids=ids or None,
@@ -56,6 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{record.pk:>7}  {record.created_at:%Y-%m-%d %H:%M:%S}  "
                 f"{record.status:<8}  {record.reason:<20}  "
+                f"{record.subscriber or '-':<12}  "
                 f"{record.event_type or '-':<26}  {record.event_id or '-'}"
             )
         self.stdout.write(f"{total} dead letter(s)")
@@ -65,7 +71,8 @@ class Command(BaseCommand):
             raise CommandError("no such dead letter")
         for record in records[:limit]:
             self.stdout.write(
-                f"#{record.pk} {record.kind} · {record.status} · {record.reason}\n"
+                f"#{record.pk} {record.kind} · {record.status} · {record.reason}"
+                f" · subscriber {record.subscriber or '-'}\n"
                 f"type: {record.event_type or '-'}  source: {record.source or '-'}  "
                 f"id: {record.event_id or '-'}\n"
                 f"from: exchange {record.exchange or '-'!r} routing key "
@@ -76,11 +83,11 @@ class Command(BaseCommand):
                 f"content type: {record.content_type or '-'}  size: {record.size}\n"
                 f"headers: {record.headers}\n"
                 f"error:\n{record.error}\n"
-                f"body:\n{decoded_body(record)}\n"
+                f"body:\n{dead_letter_body_for_people(record)}\n"
             )
 
     def _requeue(self, records, *, limit):
-        done, errors = deadletters_requeue(records.order_by("id"))
+        done, errors = dead_letters_requeue(records.order_by("id"))
         for error in errors:
             self.stderr.write(error)
         self.stdout.write(f"Requeued {done} dead letter(s).")
@@ -88,4 +95,4 @@ class Command(BaseCommand):
             raise CommandError(f"{len(errors)} could not be requeued")
 
     def _purge(self, records, *, limit):
-        self.stdout.write(f"Purged {deadletters_purge(records)} dead letter(s).")
+        self.stdout.write(f"Purged {dead_letters_purge(records)} dead letter(s).")

@@ -5,15 +5,17 @@ from portal.messaging.relay import Relay
 
 class Command(BaseCommand):
     help = (
-        "Publish outbox rows not yet confirmed by RabbitMQ. Runs until stopped; "
-        "several relays may run at once (rows are taken with SKIP LOCKED)."
+        "Route logged events to every subscriber that wants them and to "
+        "portal.broadcast, until each destination is confirmed by RabbitMQ. "
+        "Runs until stopped; several relays may run at once (rows are taken "
+        "with SKIP LOCKED)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--once",
             action="store_true",
-            help="Publish what is overdue now, then exit.",
+            help="Route what is overdue now, then exit.",
         )
         parser.add_argument(
             "--grace", type=float, help="Seconds a row may wait for the fast path."

@@ -1,0 +1,288 @@
+"""Publishing with publisher confirms: one kept connection per thread.
+
+``publish_confirmed`` sends a list of ``OutgoingMessage`` and returns, for
+each, ``None`` once RabbitMQ confirmed it or why it did not (nacked, or
+returned as unroutable). On RabbitMQ the messages go out pipelined on one
+confirm-mode channel and the confirms are awaited together, so a thousand
+messages cost one wait, not a thousand; other kombu transports (the embedded
+``filesystem://`` broker) publish one by one. Connection trouble raises, and
+the caller keeps what it was publishing for another attempt.
+
+This module never decides what to publish: the relay (``router``) does, and
+nothing else publishes events (see ``portal/messaging/README.md``).
+"""
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import amqp
+from celery import current_app
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OutgoingMessage:
+    """One message to publish: where to, the body as bytes, headers and the
+    AMQP properties (``message_id``, ``app_id``, ``correlation_id``…)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    content_type: str
+    content_encoding: str = "utf-8"
+    headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    # Unroutable is an error, not a silent drop: RabbitMQ returns the message.
+    mandatory: bool = True
+
+
+class BrokerBlocked(ConnectionError):
+    """RabbitMQ blocked the connection (``connection.blocked``)."""
+
+
+class ConfirmTimeout(ConnectionError):
+    """Confirms did not arrive within ``OUTBOX_PUBLISH_TIMEOUT``."""
+
+
+def is_amqp(url: str) -> bool:
+    return url.startswith(("amqp", "pyamqp"))
+
+
+class _Connections(threading.local):
+    """One broker connection per thread, to the broker the settings name now.
+
+    Kept open between publishes (a handshake per event would dominate the
+    cost); dropped after any failure so the next attempt starts clean.
+    """
+
+    connection: Any = None
+    url: str | None = None
+    reused = False
+    blocked = ""
+    channel: Any = None
+    next_tag = 1
+    declared: set[str] | None = None
+
+    def get(self):
+        """The thread's connection, connected (one attempt, no sleeping)."""
+        url = settings.CELERY_BROKER_URL
+        self.reused = self.connection is not None and self.url == url
+        if not self.reused:
+            self.reset()
+            # No heartbeats: the connection idles between publishes and nothing
+            # would drive them; a dead socket fails the next publish instead.
+            self.connection = current_app.connection_for_write(
+                url, heartbeat=0, transport_options=self._transport_options(url)
+            )
+            self.url = url
+            self.declared = set()
+        if self.blocked:
+            # RabbitMQ said it will not take messages now (memory or disk
+            # alarm): fail at once rather than wait for a confirm. Its
+            # connection.unblocked only arrives when we read: look for it.
+            with contextlib.suppress(TimeoutError, OSError):
+                self.connection.drain_events(timeout=0.05)
+            if self.blocked:
+                raise BrokerBlocked(self.blocked)
+        # One attempt, no sleeping retries: the caller keeps the rows pending.
+        self.connection.ensure_connection(max_retries=0)
+        return self.connection
+
+    def _transport_options(self, url: str) -> dict[str, Any]:
+        if not is_amqp(url):
+            return {}
+        return {
+            # Confirms are handled here, pipelined, not one wait per message.
+            "confirm_publish": False,
+            # A broker that stops reading (blocked, or a dead link) fails the
+            # write instead of hanging the publisher thread or the relay.
+            "write_timeout": settings.OUTBOX_PUBLISH_TIMEOUT,
+            "read_timeout": settings.OUTBOX_PUBLISH_TIMEOUT,
+            "on_blocked": self._on_blocked,
+            "on_unblocked": self._on_unblocked,
+        }
+
+    def _on_blocked(self, reason: str) -> None:
+        logger.warning("RabbitMQ blocked the publisher connection: %s", reason)
+        self.blocked = reason or "connection blocked"
+
+    def _on_unblocked(self) -> None:
+        logger.info("RabbitMQ unblocked the publisher connection")
+        self.blocked = ""
+
+    def confirm_channel(self):
+        """The connection's confirm-mode channel (opened once, and again after
+        a nack: a channel opened during a leader election may keep nacking)."""
+        if self.channel is None:
+            channel = self.connection.connection.channel()
+            channel.confirm_select()
+            self.channel = channel
+            self.next_tag = 1
+        return self.channel
+
+    def drop_channel(self) -> None:
+        if self.channel is not None:
+            with contextlib.suppress(Exception):
+                self.channel.close()
+        self.channel = None
+
+    def reset(self) -> None:
+        if self.connection is not None:
+            try:
+                # Drop the socket without the close handshake: a stalled or
+                # blocked broker would never answer it, and wait forever.
+                self.connection.collect()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                logger.debug("Closing a failed broker connection", exc_info=True)
+        self.connection = None
+        self.url = None
+        self.blocked = ""
+        self.channel = None
+        self.declared = None
+
+
+_connections = _Connections()
+
+
+def publisher_connection():
+    """This thread's kept broker connection (connected), for declaring."""
+    return _connections.get()
+
+
+def publisher_declared() -> set[str]:
+    """What was declared on this thread's current connection (names), so
+    topology is declared once per connection, not once per publish."""
+    _connections.get()
+    assert _connections.declared is not None
+    return _connections.declared
+
+
+def publisher_reset() -> None:
+    """Drop this thread's connection: the next publish starts clean."""
+    _connections.reset()
+
+
+def publisher_reused() -> bool:
+    """Was the last ``get`` a kept connection (which may have gone stale)?"""
+    return _connections.reused
+
+
+def publish_confirmed(messages: Sequence[OutgoingMessage]) -> list[str | None]:
+    """Publish ``messages`` and wait for their confirms.
+
+    Returns one entry per message: ``None`` once RabbitMQ confirmed it, else
+    why not (``nacked``, ``unroutable: …``). Raises for connection trouble,
+    a blocked broker (``BrokerBlocked``) or confirms that do not come within
+    ``OUTBOX_PUBLISH_TIMEOUT`` (``ConfirmTimeout``); then nothing is known
+    to be confirmed.
+    """
+    if not messages:
+        return []
+    connection = _connections.get()
+    if connection.transport.driver_type != "amqp":
+        return _publish_one_by_one(connection, messages)
+    return _publish_pipelined(messages)
+
+
+def _publish_one_by_one(connection, messages: Sequence[OutgoingMessage]):
+    producer = connection.Producer()
+    for message in messages:
+        producer.publish(
+            message.body,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            headers=message.headers,
+            retry=False,
+            delivery_mode=2,
+            **message.properties,
+        )
+    return [None] * len(messages)
+
+
+def _publish_pipelined(messages: Sequence[OutgoingMessage]) -> list[str | None]:
+    state = _connections
+    channel = state.confirm_channel()
+    first_tag = state.next_tag
+    results: list[str | None] = [None] * len(messages)
+    settled = [False] * len(messages)
+    by_correlation = {
+        m.properties["correlation_id"]: i
+        for i, m in enumerate(messages)
+        if m.mandatory and m.properties.get("correlation_id")
+    }
+    nacked = False
+
+    def settle(tag: int, multiple: bool, outcome: str | None) -> None:
+        nonlocal nacked
+        last = tag - first_tag
+        first = 0 if multiple else last
+        for index in range(max(first, 0), min(last + 1, len(messages))):
+            if not settled[index]:
+                settled[index] = True
+                if outcome is not None and results[index] is None:
+                    results[index] = outcome
+        if outcome is not None:
+            nacked = True
+
+    def on_ack(tag, multiple):
+        settle(tag, multiple, None)
+
+    def on_nack(tag, multiple):
+        settle(tag, multiple, "nacked by RabbitMQ")
+
+    def on_return(exc, exchange, routing_key, message):
+        index = by_correlation.get(message.properties.get("correlation_id"))
+        if index is not None:
+            results[index] = f"unroutable: {exc} ({exchange} {routing_key})"
+
+    channel.events["basic_ack"].add(on_ack)
+    channel.events["basic_nack"].add(on_nack)
+    channel.events["basic_return"].add(on_return)
+    try:
+        for message in messages:
+            channel.basic_publish(
+                amqp.Message(
+                    message.body,
+                    content_type=message.content_type,
+                    content_encoding=message.content_encoding,
+                    application_headers=message.headers,
+                    delivery_mode=2,
+                    **message.properties,
+                ),
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                mandatory=message.mandatory,
+            )
+            state.next_tag += 1
+        _wait_for(settled, channel)
+    finally:
+        channel.events["basic_ack"].discard(on_ack)
+        channel.events["basic_nack"].discard(on_nack)
+        channel.events["basic_return"].discard(on_return)
+    if nacked:
+        state.drop_channel()
+    return results
+
+
+def _wait_for(settled: list[bool], channel) -> None:
+    timeout = settings.OUTBOX_PUBLISH_TIMEOUT
+    deadline = time.monotonic() + timeout
+    connection = channel.connection
+    while not all(settled):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConfirmTimeout(f"no confirm within {timeout:g}s")
+        if _connections.blocked:
+            raise BrokerBlocked(_connections.blocked)
+        with contextlib.suppress(socket.timeout, TimeoutError):
+            connection.drain_events(timeout=min(left, 1.0))

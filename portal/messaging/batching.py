@@ -1,0 +1,162 @@
+"""A worker consumer that handles raw messages in batches, acking after commit.
+
+``BatchingConsumerStep`` runs in the worker's main process (a Celery
+``ConsumerStep``, no extra process). Messages collect until ``batch_size``
+or the next ``tick``; ``handle`` stores the outcome of all of them in one
+transaction, and only then are they acked. While the database is
+unavailable it keeps what it holds unacked and tries again after growing
+pauses (a timer, not recursion); the broker's prefetch limit stops delivery
+meanwhile, so nothing piles up in memory. A batch that fails for any other
+reason is retried one message at a time, and the message that fails alone is
+stored whole as a dead letter ("invalid message"), so one bad message never
+stalls a queue. Messages not yet acked when the worker stops or the
+connection drops go back to their queue.
+"""
+
+import logging
+import time
+import traceback
+from typing import Any
+
+from celery import bootsteps
+from django.db import close_old_connections, connection, transaction
+from kombu import Consumer as KombuConsumer
+
+from .batches import TRANSIENT_DATABASE_ERRORS
+from .dead_letter_records import (
+    REASON_INVALID_MESSAGE,
+    dead_letter_for_message,
+    dead_letters_store,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class BatchingConsumerStep(bootsteps.ConsumerStep):
+    requires = ("portal.messaging.bootsteps:DeclareTopology",)
+    tick = 0.2
+    max_backoff = 30.0
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.pending: list[Any] = []
+        self.failures = 0
+        self.paused_until = 0.0
+        self._tref = None
+
+    def batch_size(self) -> int:
+        raise NotImplementedError
+
+    def queues(self) -> list:
+        raise NotImplementedError
+
+    def handle(self, messages: list[Any]) -> None:
+        """Store the outcome of ``messages`` in one transaction."""
+        raise NotImplementedError
+
+    def get_consumers(self, channel):
+        return [
+            KombuConsumer(
+                channel,
+                queues=self.queues(),
+                on_message=self.on_message,
+                prefetch_count=self.batch_size(),
+                no_ack=False,
+            )
+        ]
+
+    def start(self, c):
+        # Anything held from a previous connection is back in its queue.
+        self.pending = []
+        super().start(c)
+        self._tref = c.timer.call_repeatedly(self.tick, self.flush)
+
+    def stop(self, c):
+        self._cancel_timer()
+        super().stop(c)
+
+    def shutdown(self, c):
+        self._cancel_timer()
+        super().shutdown(c)
+
+    def _cancel_timer(self) -> None:
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+
+    def on_message(self, message) -> None:
+        self.pending.append(message)
+        if len(self.pending) >= self.batch_size():
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending or time.monotonic() < self.paused_until:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            close_old_connections()
+            self.handle(batch)
+        except TRANSIENT_DATABASE_ERRORS as exc:
+            self._pause(batch, exc)
+            return
+        except Exception:
+            # Something in this batch cannot be stored (a bug, or data the
+            # database refuses): find it, one message at a time.
+            logger.exception("%s: batch failed; one by one", type(self).__name__)
+            self._one_by_one(batch)
+            return
+        self.failures = 0
+        _ack(batch)
+
+    def _pause(self, batch: list[Any], exc: BaseException) -> None:
+        """Keep every message unacked and try again after a growing pause."""
+        self.pending = batch + self.pending
+        self.failures += 1
+        delay = min(2 ** (self.failures - 1), self.max_backoff)
+        self.paused_until = time.monotonic() + delay
+        logger.warning(
+            "%s: storing %d message(s) failed, retrying in %.0fs: %s",
+            type(self).__name__,
+            len(batch),
+            delay,
+            exc,
+        )
+        connection.close()
+
+    def _one_by_one(self, batch: list[Any]) -> None:
+        for index, message in enumerate(batch):
+            try:
+                try:
+                    self.handle([message])
+                except TRANSIENT_DATABASE_ERRORS:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - quarantined with the error
+                    self.quarantine(message, exc)
+            except Exception as exc:  # noqa: BLE001 - nothing stored: keep it
+                self._pause(batch[index:], exc)
+                return
+            _ack([message])
+        self.failures = 0
+
+    def quarantine(self, message, exc: BaseException) -> None:
+        """Store a message that broke its handler, whole, as "invalid message"."""
+        queues = self.queues()
+        record = dead_letter_for_message(
+            message,
+            reason=REASON_INVALID_MESSAGE,
+            error="".join(traceback.format_exception(exc))[-8000:],
+            queue=queues[0].name if len(queues) == 1 else "",
+        )
+        with transaction.atomic():
+            dead_letters_store([record])
+        logger.error(
+            "%s: stored an unprocessable message: %s", type(self).__name__, exc
+        )
+
+
+def _ack(messages: list[Any]) -> None:
+    for message in messages:
+        try:
+            message.ack()
+        except Exception:  # noqa: BLE001 - the channel is gone; it is redelivered
+            logger.warning("Could not ack a stored message; it will come again")

@@ -1,0 +1,160 @@
+"""Events other services publish on ``portal.events``, into the event log.
+
+``IngestConsumerStep`` (in every worker, on RabbitMQ) consumes the quorum
+queue ``INGEST_QUEUE``, bound to ``portal.events`` with ``#``. Each message
+must be one CloudEvent as JSON (``application/cloudevents+json`` or
+``application/json``) of at most ``MESSAGE_MAX_BYTES``, valid against its
+contract and not claiming one of the portal's own sources. Valid events are
+logged (once per source and id), refused ones stored as dead letters with
+their reason, all in one transaction per batch, and the batch is acked
+after that commit. From the log, the relay routes each event to every
+subscriber that wants it, like the portal's own.
+"""
+
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+
+from .amqp_messages import (
+    JSON_CONTENT_TYPES,
+    content_type_of,
+    delivery_count,
+    message_headers,
+    message_properties,
+    raw_body,
+)
+from .batches import batch_apply
+from .batching import BatchingConsumerStep
+from .contracts import ContractError, Event, validate_event
+from .dead_letter_records import (
+    REASON_DATABASE_REFUSED,
+    REASON_NOT_JSON,
+    REASON_OVERSIZED,
+    REASON_RESERVED_SOURCE,
+    REASON_WRONG_CONTENT_TYPE,
+    dead_letter_for_contract_error,
+    dead_letter_for_event,
+    dead_letter_for_message,
+    dead_letters_store,
+)
+from .eventlog import event_log_accept_many
+from .models import DeadLetter, LoggedEvent
+from .sources import source_is_reserved
+from .topology import EVENTS_EXCHANGE, declare_ingest, ingest_queue
+
+logger = logging.getLogger(__name__)
+
+
+class IngestConsumerStep(BatchingConsumerStep):
+    def batch_size(self) -> int:
+        return settings.INGEST_BATCH_SIZE
+
+    def queues(self):
+        queue = ingest_queue()
+        queue.no_declare = True  # declared (or found) in start()
+        return [queue]
+
+    def start(self, c):
+        declare_ingest(c.connection)
+        super().start(c)
+
+    def handle(self, messages: list[Any]) -> None:
+        dead: list[DeadLetter] = []
+        accepted: list[tuple[Event, dict[str, Any]]] = []
+        for message in messages:
+            origin = _origin(message)
+            outcome = ingest_decode(message, origin)
+            if isinstance(outcome, DeadLetter):
+                dead.append(outcome)
+            else:
+                accepted.append((outcome, origin))
+
+        def refuse(item: tuple[Event, dict[str, Any]], exc: Exception) -> None:
+            event, origin = item
+            dead.append(
+                dead_letter_for_event(
+                    event.as_json(),
+                    reason=REASON_DATABASE_REFUSED,
+                    error=f"{type(exc).__name__}: {exc}"[:8000],
+                    **origin,
+                )
+            )
+
+        def store_dead_letters() -> None:
+            if dead:
+                dead_letters_store(dead)
+
+        results = batch_apply(
+            accepted,
+            apply=lambda part: event_log_accept_many(
+                [event for event, _ in part], origin=LoggedEvent.Origin.AMQP
+            ),
+            refuse=refuse,
+            finish=store_dead_letters,
+        )
+        logger.info(
+            "Ingested %d message(s): %d new event(s) logged, %d dead-lettered",
+            len(messages),
+            sum(len(ids) for ids in results),
+            len(dead),
+        )
+
+
+def _origin(message) -> dict[str, Any]:
+    info = message.delivery_info or {}
+    return {
+        "exchange": EVENTS_EXCHANGE,
+        "routing_key": info.get("routing_key", "") or "",
+        "queue": settings.INGEST_QUEUE,
+        "content_type": message.content_type or "",
+        "headers": message_headers(message),
+        "properties": message_properties(message),
+        "attempts": delivery_count(message) + 1,
+    }
+
+
+def ingest_decode(message, origin: dict[str, Any]) -> Event | DeadLetter:
+    """The event a message from another service carries, or the dead letter
+    that says why it can never be one."""
+    body = raw_body(message)
+    limit = settings.MESSAGE_MAX_BYTES
+    reason = error = ""
+    if len(body) > limit:
+        reason, error = REASON_OVERSIZED, f"{len(body)} bytes > {limit}"
+    elif (content_type := content_type_of(message)) not in JSON_CONTENT_TYPES:
+        reason = REASON_WRONG_CONTENT_TYPE
+        error = (
+            f"content type {content_type!r}; expected one of "
+            f"{sorted(JSON_CONTENT_TYPES)}"
+        )
+    else:
+        try:
+            decoded = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            reason, error = REASON_NOT_JSON, str(exc)
+        except RecursionError:
+            reason, error = REASON_NOT_JSON, "JSON nested too deeply to read"
+    if reason:
+        record = dead_letter_for_message(
+            message, reason=reason, error=error, queue=origin["queue"]
+        )
+        record.exchange = origin["exchange"]
+        record.routing_key = origin["routing_key"]
+        record.attempts = origin["attempts"]
+        return record
+    where = {k: origin[k] for k in ("exchange", "routing_key", "queue", "attempts")}
+    source = decoded.get("source") if isinstance(decoded, dict) else None
+    if isinstance(source, str) and source_is_reserved(source):
+        return dead_letter_for_event(
+            decoded,
+            reason=REASON_RESERVED_SOURCE,
+            error=f"source {source!r}: sources under {settings.PORTAL_EVENT_SOURCE} "
+            "are the portal's own and are not accepted from other services",
+            **where,
+        )
+    try:
+        return validate_event(decoded)
+    except ContractError as error_:
+        return dead_letter_for_contract_error(decoded, error_, **where)

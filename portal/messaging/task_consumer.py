@@ -1,0 +1,90 @@
+"""The worker's consumer of subscriber task queues: Celery's own, minus the
+habit of dropping bad bytes.
+
+An oversized, non-JSON or malformed task message is rejected (to its
+queue's dead-letter queue) before Celery parses it, instead of being handed
+to a pool process to fail there, or acked and lost.
+"""
+
+import logging
+
+from celery.worker.consumer import Consumer
+
+from .amqp_messages import content_type_of
+from .subscriptions import subscription_for_task
+
+logger = logging.getLogger(__name__)
+
+
+class TaskConsumer(Consumer):
+    def create_task_handler(self, *args, **kwargs):
+        handle = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message):
+            # Refuse before Celery parses anything: a huge or non-JSON body
+            # would otherwise be handed to a pool process to fail there.
+            size = len(message.body or b"")
+            content_type = content_type_of(message)
+            if (
+                size > _max_bytes(message)
+                or content_type != "application/json"
+                or not _task_body_well_formed(message)
+            ):
+                logger.error(
+                    "Refusing task message (%s bytes, content type %r); "
+                    "dead-lettering it",
+                    size,
+                    content_type,
+                )
+                message.reject(requeue=False)
+                return None
+            return handle(message)
+
+        return on_task_received
+
+    def on_decode_error(self, message, exc):
+        """Reject an undecodable message so the queue dead-letters it.
+
+        Celery's default acks (drops) it; rejecting without requeue sends it
+        to the dead-letter exchange with its body intact, so nothing is lost
+        and nothing loops.
+        """
+        logger.error(
+            "Undecodable message (content type %r): %s; dead-lettering it",
+            message.content_type,
+            exc,
+        )
+        message.reject(requeue=False)
+
+
+def _max_bytes(message) -> int:
+    from django.conf import settings
+
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    subscription = subscription_for_task(str(headers.get("task") or ""))
+    if subscription is not None:
+        return subscription.max_message_bytes
+    return settings.MESSAGE_MAX_BYTES
+
+
+def _task_body_well_formed(message) -> bool:
+    """Is the body Celery's ``[args, kwargs, embed]``?
+
+    Celery unpacks it in the worker's main process, where a ValueError is an
+    "unrecoverable error" that stops the whole worker: check first.
+    """
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    if "task" not in headers or headers.get("compression"):
+        return True  # not protocol 2 JSON: Celery's own checks apply
+    try:
+        # kombu keeps the decoded body: Celery's own unpacking reuses it.
+        body = message.decode()
+    except Exception:  # noqa: BLE001 - any failure to decode is a bad body
+        return False
+    return (
+        isinstance(body, list)
+        and len(body) == 3
+        and isinstance(body[0], list)
+        and isinstance(body[1], dict)
+        and isinstance(body[2], dict | None)
+    )
