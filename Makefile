@@ -51,7 +51,7 @@ flower: install
 	$(PY) manage.py flower
 
 worker: install
-	$(VENV)/bin/celery -A portal worker --loglevel=INFO --queues=feed
+	$(VENV)/bin/celery -A portal worker --loglevel=INFO
 
 relay: install
 	$(PY) manage.py relay_outbox

@@ -3,11 +3,15 @@
 and the 404 of paths no endpoint matches."""
 
 from csp.constants import UNSAFE_INLINE
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import parsers, renderers, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.roles import is_hr, is_staff_member
 
@@ -114,3 +118,16 @@ def not_found(request, exception=None):
     if request.path_info.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return page_not_found(request, exception)
+
+
+def exception_handler(exc, context):
+    """DRF's, plus: a body bigger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a
+    ``413 {"detail": …}`` (Django refuses to read it; left to Django it would
+    be an HTML 400)."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"The request body is bigger than {limit} bytes."},
+            status=413,
+        )
+    return drf_exception_handler(exc, context)

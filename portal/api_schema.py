@@ -13,10 +13,12 @@ responses its view can really give, read from the view itself:
   logged-in session may lack its CSRF token (unsafe methods);
 - **404** when the path names an object, or a page-number list may be asked
   for a page past its end;
+- **413** when it takes a JSON body: one bigger than
+  ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``portal.api.JSONParser``);
 - **415** when it takes a request body: one in a media type it does not parse;
 - **429** when the view has throttles.
 
-Other codes (e.g. 413) are documented by the view in ``extend_schema``'s
+Other codes are documented by the view in ``extend_schema``'s
 ``responses``, as ``OpenApiResponse(description=…)``; every 4xx response
 without a body gets the ``{"detail": "…"}`` one (``ErrorDetail``). Responses a
 view documents itself keep their description.
@@ -26,6 +28,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 
 ERROR_DETAIL = {
@@ -106,6 +109,8 @@ class PortalAutoSchema(AutoSchema):
             codes.add(400)
         if "requestBody" in operation:
             codes.add(415)
+            if any(issubclass(p, JSONParser) for p in view.parser_classes):
+                codes.add(413)
         if view.get_throttles():
             codes.add(429)
         return codes

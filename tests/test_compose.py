@@ -208,15 +208,26 @@ def test_celery_commands_load_the_portal_app(services):
     assert isinstance(portal.celery_app, Celery)
 
 
-def test_worker_consumes_only_queues_the_app_declares(services):
-    args = argv(services["worker"])
-    assert args[:4] == ["celery", "-A", "portal", "worker"]
-    queues = option(args, "--queues", "-Q")
-    assert queues, "the worker must name its queues"
-    portal = importlib.import_module("portal")
-    declared = [queue.name for queue in portal.celery_app.conf.task_queues]
-    for queue in queues.split(","):
-        assert queue in declared, f"worker consumes {queue!r}, app declares {declared}"
+def test_workers_consume_every_subscribers_queue_and_only_those(services):
+    """Each subscriber's queue is consumed by a worker service: one that
+    names it with --queues, or one that names none (it takes them all)."""
+    from portal.messaging.subscriptions import subscriptions
+    from tests.subscriber_app.subscriptions import AUDIT
+
+    declared = {s.queue for s in subscriptions() if s.name != AUDIT.name}
+    consumed: set[str] = set()
+    workers = [
+        svc
+        for svc in services.values()
+        if argv(svc)[:4] == ["celery", "-A", "portal", "worker"]
+    ]
+    assert workers
+    for svc in workers:
+        queues = option(argv(svc), "--queues", "-Q")
+        named = set(queues.split(",")) if queues else declared
+        assert named <= declared, f"a worker consumes {named - declared}"
+        consumed |= named
+    assert consumed == declared
 
 
 # --- Configuration and secrets -------------------------------------------------

@@ -176,6 +176,7 @@ REST_FRAMEWORK = {
         "portal.api.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["portal.api.JSONParser"],
+    "EXCEPTION_HANDLER": "portal.api.exception_handler",
     # drf-spectacular's, documenting the error responses of every operation.
     "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
 }
@@ -273,14 +274,13 @@ _ON_POSTGRESQL = DATABASES["default"]["ENGINE"].endswith("postgresql")
 OUTBOX_PUBLISH_MODE = env.str(
     "OUTBOX_PUBLISH_MODE", default="notify" if _ON_POSTGRESQL else "thread"
 )
-# The channel the outbox NOTIFYs and the relay LISTENs on.
+# The channel the event log NOTIFYs and the relay LISTENs on.
 OUTBOX_NOTIFY_CHANNEL = env.str("OUTBOX_NOTIFY_CHANNEL", default="portal_outbox")
-# Rows still pending after this long are the relay's to publish.
+# Rows still pending after this long are the relay's to route.
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=3.0)
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=1.0)
-# Rows one relay pass locks and publishes; bigger passes spread the SELECT and
-# UPDATE round trips (bench: 2000 rows and 500 events a message doubled the
-# relay's rate and raised the consumer's by half over 500 and 100).
+# Rows one relay pass locks and routes; bigger passes spread the SELECT and
+# UPDATE round trips over more events (bench/results/latest.md measures it).
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
 # Mode "thread": the background publisher gathers the commits of this many
 # milliseconds into one publish (a lone commit waits at most this long).

@@ -70,20 +70,20 @@ def test_swagger_ui_assets_are_served_locally(client):
 # 429 is documented where a view throttles; no view of this table does
 # (test_throttled_views_document_429).
 ERRORS = {
-    ("post", "/api/auth/token/"): {400, 415},
+    ("post", "/api/auth/token/"): {400, 413, 415},
     ("get", "/api/departments/"): {401, 403},
     ("get", "/api/departments/{id}/"): {401, 403, 404},
-    ("patch", "/api/departments/{id}/"): {400, 401, 403, 404, 415},
+    ("patch", "/api/departments/{id}/"): {400, 401, 403, 404, 413, 415},
     ("get", "/api/employees/"): {400, 401, 403, 404},
-    ("post", "/api/employees/"): {400, 401, 403, 415},
+    ("post", "/api/employees/"): {400, 401, 403, 413, 415},
     ("get", "/api/employees/{id}/"): {401, 403, 404},
-    ("patch", "/api/employees/{id}/"): {400, 401, 403, 404, 415},
+    ("patch", "/api/employees/{id}/"): {400, 401, 403, 404, 413, 415},
     ("get", "/api/feed/"): {400, 401, 403},
     ("post", "/api/feed/{event_id}/reactions/{kind}/"): {400, 401, 403, 404},
     ("delete", "/api/feed/{event_id}/reactions/{kind}/"): {400, 401, 403, 404},
     ("get", "/api/teams/"): {400, 401, 403},
     ("get", "/api/teams/{id}/"): {401, 403, 404},
-    ("post", "/api/thanks/"): {400, 401, 403, 415},
+    ("post", "/api/thanks/"): {400, 401, 403, 413, 415},
 }
 
 

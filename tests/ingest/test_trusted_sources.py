@@ -212,3 +212,12 @@ def test_an_event_claiming_a_portal_source_over_amqp_is_dead_lettered(ingest):
     assert dead.reason == "reserved source"
     assert "/portal" in dead.error
     assert not FeedEvent.objects.filter(source="/portal/feed").exists()
+
+
+@pytest.mark.parametrize("url", ["/api/thanks/", "/api/employees/"])
+def test_a_body_bigger_than_the_api_takes_is_a_413(admin_client, settings, url):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps({"message": "x" * 2000})
+    response = admin_client.post(url, data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert "bigger than 1000 bytes" in response.json()["detail"]
