@@ -242,8 +242,9 @@ def test_app_services_run_the_image_with_production_settings(services):
         assert env["DEBUG"] in {"0", "False", "false"}, name
         assert env["DATABASE_URL"].startswith("postgres://"), name
         assert "@postgres:5432/" in env["DATABASE_URL"], name
-        assert env["CELERY_BROKER_URL"].startswith("amqp://"), name
-        assert "@rabbitmq:5672/" in env["CELERY_BROKER_URL"], name
+        broker = unset_value(env["CELERY_BROKER_URL"])
+        assert broker.startswith("amqp://"), name
+        assert "@rabbitmq:5672/" in broker, name
 
 
 def unset_value(value: str) -> str:
@@ -403,3 +404,29 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
     }
     assert {".venv", "var", ".git", ".env", "bench/results/tmp"} <= ignored
     assert ignored & {"__pycache__", "**/__pycache__"}
+
+
+def test_the_cluster_profile_runs_three_nodes_that_find_each_other(services):
+    """``docker compose --profile cluster up``: rabbitmq, rabbitmq-2 and
+    rabbitmq-3 share the Erlang cookie variable and the static peer list,
+    whose node names are the services' host names."""
+    nodes = {name: svc for name, svc in services.items() if name.startswith("rabbitmq")}
+    assert set(nodes) == {"rabbitmq", "rabbitmq-2", "rabbitmq-3"}
+    assert "profiles" not in nodes["rabbitmq"]  # the single node of the default
+    for name in ("rabbitmq-2", "rabbitmq-3"):
+        assert nodes[name]["profiles"] == ["cluster"]
+    peers = (ROOT / "deploy" / "rabbitmq" / "cluster.conf").read_text()
+    listed = set(re.findall(r"classic_config\.nodes\.\d+ = rabbit@(\S+)", peers))
+    assert listed == {svc["hostname"] for svc in nodes.values()}
+    assert "peer_discovery_backend = classic_config" in peers
+    volumes = set()
+    for svc in nodes.values():
+        assert svc["environment"]["RABBITMQ_ERLANG_COOKIE"] == (
+            "${RABBITMQ_ERLANG_COOKIE:-}"
+        )
+        mounts = [v for v in svc["volumes"] if "cluster.conf" in v]
+        assert mounts == [
+            "./deploy/rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro"
+        ]
+        volumes |= {v.split(":")[0] for v in svc["volumes"] if not v.startswith(".")}
+    assert len(volumes) == 3  # a data volume each

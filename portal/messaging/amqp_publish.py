@@ -56,6 +56,11 @@ def is_amqp(url: str) -> bool:
     return url.startswith(("amqp", "pyamqp"))
 
 
+def _broker_count(url: str) -> int:
+    """How many brokers a URL names: a cluster's are separated by ``;``."""
+    return len([part for part in url.split(";") if part.strip()])
+
+
 class _Connections(threading.local):
     """One broker connection per thread, to the broker the settings name now.
 
@@ -92,8 +97,9 @@ class _Connections(threading.local):
                 self.connection.drain_events(timeout=0.05)
             if self.blocked:
                 raise BrokerBlocked(self.blocked)
-        # One attempt, no sleeping retries: the caller keeps the rows pending.
-        self.connection.ensure_connection(max_retries=0)
+        # Each broker of the URL list once, no sleeping retries: the caller
+        # keeps the rows pending.
+        self.connection.ensure_connection(max_retries=_broker_count(url) - 1)
         return self.connection
 
     def _transport_options(self, url: str) -> dict[str, Any]:

@@ -6,8 +6,11 @@ or the next ``tick``; ``handle`` stores the outcome of all of them in one
 transaction, and only then are they acked. While the database is
 unavailable it keeps what it holds unacked and tries again after growing
 pauses (a timer, not recursion); the broker's prefetch limit stops delivery
-meanwhile, so nothing piles up in memory. A batch that fails for any other
-reason is retried one message at a time, and the message that fails alone is
+meanwhile, so nothing piles up in memory. Held messages are handed back
+after ``WORKER_HOLD_MAX_SECONDS`` (and consuming stops until the database
+answers), so none is held past RabbitMQ's ``consumer_timeout``. A batch
+that fails for any other reason is retried one message at a time, and the
+message that fails alone is
 stored whole as a dead letter ("invalid message"), so one bad message never
 stalls a queue. Messages not yet acked when the worker stops or the
 connection drops go back to their queue.
@@ -19,6 +22,7 @@ import traceback
 from typing import Any
 
 from celery import bootsteps
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from kombu import Consumer as KombuConsumer
 
@@ -42,6 +46,8 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
         self.pending: list[Any] = []
         self.failures = 0
         self.paused_until = 0.0
+        self.holding_since: float | None = None
+        self.released = False
         self._tref = None
 
     def batch_size(self) -> int:
@@ -68,6 +74,8 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
     def start(self, c):
         # Anything held from a previous connection is back in its queue.
         self.pending = []
+        self.holding_since = None
+        self.released = False
         super().start(c)
         self._tref = c.timer.call_repeatedly(self.tick, self.flush)
 
@@ -90,6 +98,9 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
             self.flush()
 
     def flush(self) -> None:
+        if self.released:
+            self._maybe_resume()
+            return
         if not self.pending or time.monotonic() < self.paused_until:
             return
         batch, self.pending = self.pending, []
@@ -106,14 +117,19 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
             self._one_by_one(batch)
             return
         self.failures = 0
+        self.holding_since = None
         _ack(batch)
 
     def _pause(self, batch: list[Any], exc: BaseException) -> None:
-        """Keep every message unacked and try again after a growing pause."""
+        """Keep every message unacked and try again after a growing pause;
+        after ``WORKER_HOLD_MAX_SECONDS`` of that, hand them back instead."""
         self.pending = batch + self.pending
         self.failures += 1
+        now = time.monotonic()
+        if self.holding_since is None:
+            self.holding_since = now
         delay = min(2 ** (self.failures - 1), self.max_backoff)
-        self.paused_until = time.monotonic() + delay
+        self.paused_until = now + delay
         logger.warning(
             "%s: storing %d message(s) failed, retrying in %.0fs: %s",
             type(self).__name__,
@@ -122,6 +138,46 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
             exc,
         )
         connection.close()
+        if now - self.holding_since > settings.WORKER_HOLD_MAX_SECONDS:
+            self._release()
+
+    def _release(self) -> None:
+        """Hand every held message back to its queue and stop consuming until
+        the database answers again, rather than hold them past RabbitMQ's
+        ``consumer_timeout`` (which would close the channel)."""
+        for consumer in self.consumers or []:
+            consumer.cancel()
+        held, self.pending = self.pending, []
+        for message in held:
+            try:
+                message.requeue()
+            except Exception:  # noqa: BLE001 - the channel is gone: back anyway
+                logger.debug("Could not requeue a held message", exc_info=True)
+        self.released = True
+        logger.warning(
+            "%s: the database has been away for over %.0fs; %d message(s) "
+            "handed back, consuming again once it answers",
+            type(self).__name__,
+            settings.WORKER_HOLD_MAX_SECONDS,
+            len(held),
+        )
+
+    def _maybe_resume(self) -> None:
+        if time.monotonic() < self.paused_until:
+            return
+        try:
+            close_old_connections()
+            connection.ensure_connection()
+        except TRANSIENT_DATABASE_ERRORS:
+            connection.close()
+            self.paused_until = time.monotonic() + self.max_backoff
+            return
+        for consumer in self.consumers or []:
+            consumer.consume()
+        self.released = False
+        self.holding_since = None
+        self.failures = 0
+        logger.info("%s: the database answers again; consuming", type(self).__name__)
 
     def _one_by_one(self, batch: list[Any]) -> None:
         for index, message in enumerate(batch):

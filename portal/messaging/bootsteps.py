@@ -21,6 +21,7 @@ class DeclareTopology(bootsteps.StartStopStep):
     def start(self, c) -> None:
         topology.declare(c.connection)
         if _on_rabbitmq(c):
+            topology.declare_ingest(c.connection)
             topology.declare_broadcast(c.connection)
 
 

@@ -219,7 +219,10 @@ class DeadLetterConsumerStep(BatchingConsumerStep):
         return 50
 
     def queues(self):
-        return [dead_letter_queue(name) for name in dead_letter_queue_names()]
+        queues = [dead_letter_queue(name) for name in dead_letter_queue_names()]
+        for queue in queues:
+            queue.no_declare = True  # declared by DeclareTopology
+        return queues
 
     def handle(self, messages: list[Any]) -> None:
         records = []

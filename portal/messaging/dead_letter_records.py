@@ -35,6 +35,8 @@ HEADER_ERROR = "x-portal-error"
 HEADER_ATTEMPTS = "x-portal-attempts"
 HEADER_QUEUE = "x-portal-queue"
 HEADER_SUBSCRIBER = "x-portal-subscriber"
+# Retries a task spent waiting out a database outage (not counted as attempts).
+HEADER_OUTAGES = "x-portal-outages"
 
 
 def _body_fields(raw: bytes) -> dict[str, Any]:

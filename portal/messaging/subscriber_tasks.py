@@ -10,6 +10,10 @@ Celery task. The task
 * retries a transient failure after the subscription's delays, held by
   RabbitMQ (Celery's native delayed delivery on a quorum queue), the attempt
   count travelling in the message;
+* while the database cannot be reached at all, waits the outage out
+  (``WORKER_OUTAGE_RETRY_SECONDS`` at a time, held by RabbitMQ) without
+  using up its retries, so a long outage does not turn every batch in
+  flight into a dead letter;
 * after the last delay, hands the events to the subscription's dead-letter
   queue with the reason and error, to be stored in the dead-letter store.
 """
@@ -29,6 +33,7 @@ from .batches import TRANSIENT_DATABASE_ERRORS
 from .dead_letter_records import (
     HEADER_ATTEMPTS,
     HEADER_ERROR,
+    HEADER_OUTAGES,
     HEADER_QUEUE,
     HEADER_REASON,
     HEADER_SUBSCRIBER,
@@ -91,8 +96,26 @@ def subscriber_task(
                 if not connection.in_atomic_block:
                     # Whatever broke, the retry starts on a new connection.
                     connection.close()
+                outages = _outages(self.request)
+                if database_unreachable():
+                    # Not this batch's fault: wait the outage out, retries kept.
+                    delay = settings.WORKER_OUTAGE_RETRY_SECONDS
+                    logger.warning(
+                        "Database unreachable; task %s waits %ss (subscriber %s)",
+                        self.request.id,
+                        delay,
+                        subscription.name,
+                    )
+                    raise self.retry(
+                        exc=exc,
+                        countdown=delay,
+                        headers={
+                            **(self.request.as_execution_options()["headers"] or {}),
+                            HEADER_OUTAGES: outages + 1,
+                        },
+                    ) from exc
                 delays = subscription.delays
-                attempt = self.request.retries
+                attempt = self.request.retries - outages
                 if attempt >= len(delays):
                     logger.error(
                         "Giving up on task %s after %d retries (subscriber %s)",
@@ -122,6 +145,26 @@ def subscriber_task(
         )(run)
 
     return decorate
+
+
+def _outages(request) -> int:
+    """Retries this task spent waiting out a database outage."""
+    headers = request.headers or {}
+    try:
+        return int(headers.get(HEADER_OUTAGES) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def database_unreachable() -> bool:
+    """Can no connection to the database be made now (an outage, not a
+    failing statement)?"""
+    try:
+        connection.ensure_connection()
+    except TRANSIENT_DATABASE_ERRORS:
+        connection.close()
+        return True
+    return False
 
 
 # When this process last ran a task (one list per pool process).

@@ -49,12 +49,26 @@ def dead_letter_exchange() -> Exchange:
     return Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
 
 
-def _quorum_arguments(*, delivery_limit: int, dead_letter_queue: str) -> dict[str, Any]:
+def _replicated() -> dict[str, Any]:
+    """A quorum queue on ``QUEUE_INITIAL_GROUP_SIZE`` nodes (fewer when the
+    cluster has fewer: 1 on a single node)."""
     return {
         "x-queue-type": "quorum",
+        "x-quorum-initial-group-size": settings.QUEUE_INITIAL_GROUP_SIZE,
+    }
+
+
+def _quorum_arguments(*, delivery_limit: int, dead_letter_queue: str) -> dict[str, Any]:
+    return {
+        **_replicated(),
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         "x-dead-letter-routing-key": dead_letter_queue,
+        # A message dead-lettered while a node dies is kept until the
+        # dead-letter queue confirmed it (at-most-once would drop it); this
+        # strategy needs the queue to refuse publishes when full.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
 
 
@@ -78,7 +92,7 @@ def dead_letter_queue(name: str) -> Queue:
         dead_letter_exchange(),
         routing_key=name,
         durable=True,
-        queue_arguments={"x-queue-type": "quorum"},
+        queue_arguments=_replicated(),
     )
 
 
@@ -139,6 +153,11 @@ def configure(app: Celery) -> None:
     """Route subscriber tasks to their queues and set the reliability options."""
     conf = app.conf
     queues = [subscription_queue(s) for s in subscriptions()]
+    for queue in queues:
+        # Declared by bootsteps.DeclareTopology, which survives a queue
+        # declared earlier with other arguments; the task consumer only
+        # consumes.
+        queue.no_declare = True
     conf.task_queues = queues
     if queues:
         conf.task_default_queue = queues[0].name

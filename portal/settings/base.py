@@ -95,6 +95,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL that is slow or gone must not hang a process: a connection
+# attempt gives up after DATABASE_CONNECT_TIMEOUT seconds, a statement after
+# DATABASE_STATEMENT_TIMEOUT_MS, and a transaction left idle (a process
+# stuck between two statements) is ended after
+# DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS. 0 switches either off. Each
+# process kind (web, relay, worker) may set its own.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=30_000)
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = env.int(
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000
+)
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    _options["options"] = " ".join(
+        [
+            _options.get("options", ""),
+            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+            "-c idle_in_transaction_session_timeout="
+            f"{DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+        ]
+    ).strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -287,6 +309,9 @@ OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
 # Mode "notify": it NOTIFYs at once, then at most once per this many ms.
 OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0)
 
+# Quorum queues are created on this many nodes (fewer when the cluster has
+# fewer: 1 on a single node).
+QUEUE_INITIAL_GROUP_SIZE = env.int("QUEUE_INITIAL_GROUP_SIZE", default=3)
 # Subscribers. Each subscription's knobs are settings named after its
 # prefix: <PREFIX>_QUEUE, _RETRY_DELAYS, _DELIVERY_LIMIT, _TASK_MAX_BYTES,
 # _EVENTS_PER_MESSAGE (the feed's below; see portal/messaging/subscriptions.py).
@@ -305,6 +330,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("WORKER_PREFETCH_MULTIPLIER", defaul
 # CONN_MAX_AGE still drop a dead or old one before use).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_SEND_TASK_EVENTS = env.bool("WORKER_SEND_TASK_EVENTS", default=False)
+# While the database is unreachable, a subscriber's task waits this many
+# seconds (held by RabbitMQ) and tries again, without using up its retries.
+WORKER_OUTAGE_RETRY_SECONDS = env.int("WORKER_OUTAGE_RETRY_SECONDS", default=30)
+# A batching consumer (ingest, dead letters) holds unacked messages through a
+# database outage at most this long, then hands them back and stops
+# consuming until the database answers: RabbitMQ's consumer_timeout (30 min
+# by default) would otherwise close its channel.
+WORKER_HOLD_MAX_SECONDS = env.float("WORKER_HOLD_MAX_SECONDS", default=900)
 # A subscriber's task after this many idle seconds pings its kept connection first.
 WORKER_DB_CHECK_AFTER_IDLE = env.float(
     "WORKER_DB_CHECK_AFTER_IDLE",
