@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
@@ -56,17 +56,38 @@ def queues_delete(names: Iterable[str], *, url: str | None = None) -> None:
                 channel.close()
 
 
-def vhost_reachable(url: str) -> bool:
-    try:
-        with Connection(url, connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=1)
-        return True
-    except Exception:  # noqa: BLE001 - refused, unknown vhost, no access: all "no"
-        return False
-
-
 def vhost_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/") or "/"
+    """The virtual host an AMQP URL names (``/`` when it names none)."""
+    return unquote(urlsplit(url).path[1:]) or "/"
+
+
+def vhost_missing(url: str, timeout: float = 5.0) -> bool:
+    """Did the broker answer that ``url``'s virtual host does not exist (or
+    is not open to its user)? False when it let us in, and False when it did
+    not answer at all: a broker that is down or hung is no reason to create
+    anything on it."""
+    import amqp
+
+    parts = urlsplit(url)
+    connection = amqp.Connection(
+        host=f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=vhost_name(url),
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+    )
+    try:
+        connection.connect()
+        return False
+    except (amqp.exceptions.NotAllowed, amqp.exceptions.AccessRefused):
+        return True
+    except Exception:  # noqa: BLE001 - unreachable, hung, refused: not "missing"
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            connection.collect()
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,9 @@ def delete_private_queues(prefix: str) -> None:
 @pytest.fixture
 def broker_proxy() -> Iterator[TcpProxy]:
     """A cuttable, freezable TCP link to RabbitMQ."""
-    proxy = TcpProxy(("127.0.0.1", 5672))
+    from django.conf import settings
+
+    proxy = TcpProxy(host_port(settings.CELERY_BROKER_URL, 5672))
     yield proxy
     proxy.close()
 
