@@ -159,7 +159,7 @@ def fill_employees(conn, n: int) -> None:
             )
         cur.execute(
             "SELECT id, name FROM registrar_department WHERE name = ANY(%s)",
-            (DEPARTMENTS,),
+            (list(DEPARTMENTS),),
         )
         dept_ids = [row[0] for row in cur.fetchall()]
         for t in range(100):
