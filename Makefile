@@ -57,7 +57,8 @@ relay: install
 	$(PY) manage.py relay_outbox
 
 ## Fault-injection scenarios at scale on PostgreSQL + RabbitMQ (own database and
-## vhost; restarts RabbitMQ's app once) -> bench/results/chaos.md
+## vhost; scenario 4 restarts a private RabbitMQ node it starts itself)
+## -> bench/results/chaos.md
 CHAOS_SCALE ?= 5
 chaos: install
 	$(PY) bench/chaos.py --scale $(CHAOS_SCALE)

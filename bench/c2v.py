@@ -24,16 +24,13 @@ import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from portal.testing.urls import database_url  # noqa: E402
 from registrar.models import Department  # noqa: E402
 from registrar.services import employee_register  # noqa: E402
 
 
 def _dsn() -> str:
-    db = settings.DATABASES["default"]
-    return (
-        f"host={db['HOST']} port={db['PORT'] or 5432} dbname={db['NAME']} "
-        f"user={db['USER']}"
-    )
+    return database_url()
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+from portal.testing.events import DEPARTMENTS, POSITIONS, cloud_event
+
 SOURCE = "/bench/generator"
-DEPARTMENTS = [f"Department {i:02d}" for i in range(20)]
-POSITIONS = ["Engineer", "Designer", "Analyst", "Manager", "Recruiter", "Writer"]
 TYPES = [
     "employee.registered",
     "employee.position_changed",
@@ -48,43 +48,6 @@ class Progress:
         sys.stderr.flush()
 
 
-def _data(kind: str, i: int, rng: random.Random) -> dict:
-    name = f"Person {i}"
-    other = f"Person {rng.randrange(10_000)}"
-    dept = DEPARTMENTS[i % len(DEPARTMENTS)]
-    if kind == "employee.registered":
-        return {
-            "employee_id": i,
-            "full_name": name,
-            "position": rng.choice(POSITIONS),
-            "department": dept,
-            "team": f"Team {i % 100}",
-        }
-    if kind == "employee.position_changed":
-        return {
-            "employee_id": i,
-            "full_name": name,
-            "old_position": "Engineer",
-            "new_position": "Senior Engineer",
-        }
-    if kind in ("team.member_joined", "team.member_left"):
-        return {
-            "team_id": i % 100,
-            "team": f"Team {i % 100}",
-            "employee_id": i,
-            "full_name": name,
-        }
-    if kind == "thanks.sent":
-        return {
-            "from_employee_id": i,
-            "from_name": name,
-            "to_employee_id": i + 1,
-            "to_name": other,
-            "message": "Thanks for the help with the release!",
-        }
-    return {"department_id": i % 20, "old_name": dept, "new_name": dept}
-
-
 def envelope(
     i: int,
     rng: random.Random,
@@ -93,17 +56,17 @@ def envelope(
     kind: str | None = None,
     source: str = SOURCE,
 ) -> dict:
+    """The i-th synthetic event (the harness's factory): a type drawn with
+    ``TYPE_WEIGHTS`` unless ``kind`` is given, a reproducible id."""
     kind = kind or rng.choices(TYPES, TYPE_WEIGHTS)[0]
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "source": source,
-        "type": kind,
-        "time": when.isoformat(),
-        "datacontenttype": "application/json",
-        "dataschemaversion": 1,
-        "data": _data(kind, i, rng),
-    }
+    return cloud_event(
+        kind,
+        n=i,
+        source=source,
+        event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        time=when,
+        dataschemaversion=1,
+    )
 
 
 def envelopes(n: int, *, seed: int = 1, kind: str | None = None) -> Iterator[dict]:
@@ -113,14 +76,18 @@ def envelopes(n: int, *, seed: int = 1, kind: str | None = None) -> Iterator[dic
         yield envelope(i, rng, when=now - timedelta(seconds=n - i), kind=kind)
 
 
-def copy_outbox(conn, items: list[dict]) -> None:
-    """Pending outbox rows for ``items``, as if committed a minute ago."""
+def copy_log(conn, items: list[dict]) -> None:
+    """Pending event-log rows for ``items``, owed to the destinations the
+    router would give them, as if committed a minute ago (Django must be set
+    up: the destinations are the installed subscriptions')."""
+    from portal.messaging.subscriptions import destinations_for
+
     created = datetime.now(UTC) - timedelta(minutes=1)
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY messaging_outboxmessage (event_id, source, type, routing_key,"
-            " envelope, status, attempts, last_error, created_at) FROM STDIN"
+            "COPY messaging_loggedevent (event_id, source, type, envelope, origin,"
+            " status, undelivered, attempts, last_error, created_at) FROM STDIN"
         ) as copy,
     ):
         for env in items:
@@ -129,9 +96,10 @@ def copy_outbox(conn, items: list[dict]) -> None:
                     env["id"],
                     env["source"],
                     env["type"],
-                    env["type"],
                     json.dumps(env),
+                    "portal",
                     "pending",
+                    json.dumps(destinations_for(env["type"])),
                     0,
                     "",
                     created,
@@ -191,7 +159,7 @@ def fill_employees(conn, n: int) -> None:
             )
         cur.execute(
             "SELECT id, name FROM registrar_department WHERE name = ANY(%s)",
-            (DEPARTMENTS,),
+            (list(DEPARTMENTS),),
         )
         dept_ids = [row[0] for row in cur.fetchall()]
         for t in range(100):

@@ -1,15 +1,14 @@
 """Subprocesses the benchmark starts, and a peak-RSS sampler for them."""
 
-import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
+
+from portal.testing.processes import Supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -33,43 +32,17 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
-class Proc:
-    """A subprocess in its own process group, stopped gracefully then killed."""
+class Proc(Supervised):
+    """A subprocess of the benchmark, started at once in its own process group
+    (the harness's ``Supervised``), its output in ``<log_dir>/<name>.log``;
+    ``stop()`` asks it to stop, then kills what is left of the group."""
 
     def __init__(
         self, name: str, args: list[str], env: dict[str, str], log_dir: Path
     ) -> None:
         self.name = name
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            args,
-            env=env,
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-            except ProcessLookupError:
-                pass
-        self._log.close()
+        super().__init__(args, env, log_dir / f"{name}.log", cwd=ROOT)
+        self.spawn()
 
 
 class RssSampler:

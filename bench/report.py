@@ -210,7 +210,7 @@ class Report:
             lines += [
                 "## 4. Relay throughput",
                 "",
-                f"{r['events']:,} pending outbox rows moved to RabbitMQ with "
+                f"{r['events']:,} pending logged events moved to RabbitMQ with "
                 f"publisher confirms by `Relay(grace=0).drain()` in {r['seconds']:.2f}"
                 f" s: **{r['rate']:,.0f} events/s**.",
                 "",

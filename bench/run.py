@@ -44,11 +44,12 @@ WEB_ANCHOR = ("register (bench/benchsite/views.py", "BackgroundPublisher._run ("
 
 
 def _events_per_message() -> int:
-    """Events per task message, as the relay packs them (the project's
-    setting), so every consumer is measured on the same message shape."""
-    from django.conf import settings
+    """Events per task message, as the relay packs them for the feed (its
+    subscription's setting), so every consumer is measured on the same
+    message shape."""
+    from feed.subscriptions import FEED
 
-    return settings.OUTBOX_EVENTS_PER_MESSAGE
+    return FEED.max_events_per_message
 
 
 def log(message: str) -> None:
@@ -89,18 +90,14 @@ def recreate_database() -> None:
 
 
 def ensure_vhost() -> None:
-    """Create the bench vhost if the broker refuses it (needs rabbitmqctl)."""
+    """Create the bench vhost if the broker answers that it does not exist
+    (needs rabbitmqctl); never because the broker is down or slow."""
     import shutil
 
-    import pika
+    from portal.testing.broker import vhost_missing
 
-    try:
-        pika.BlockingConnection(
-            pika.URLParameters(os.environ["CELERY_BROKER_URL"])
-        ).close()
+    if not vhost_missing(os.environ["CELERY_BROKER_URL"]):
         return
-    except pika.exceptions.AMQPConnectionError:
-        pass
     url = urlsplit(os.environ["CELERY_BROKER_URL"])
     vhost = url.path.lstrip("/") or "/"
     user = url.username or "guest"
@@ -347,10 +344,10 @@ def bench_registration(
         log(f"  {label}: {len(total['latencies'])} ok, {total['errors']} errors")
     with db_conn() as conn:
         pending = conn.execute(
-            "SELECT count(*) FROM messaging_outboxmessage WHERE status = 'pending'"
+            "SELECT count(*) FROM messaging_loggedevent WHERE status = 'pending'"
         ).fetchone()[0]
     report.notes.append(
-        f"After the registration runs {pending} outbox rows were pending. The "
+        f"After the registration runs {pending} logged events were pending. The "
         "broker-down server's web processes never connect to RabbitMQ (they "
         "only NOTIFY after commit), so its requests take the same path whatever "
         "the broker does; its rows are published by whichever relay takes them "
@@ -420,7 +417,7 @@ def bench_commit_to_visible(
     what_if: bool = False,
 ) -> None:
     log("2. Commit-to-visible latency" + (" (what-if: DB reuse)" if what_if else ""))
-    truncate("feed_feedevent", "messaging_outboxmessage")
+    truncate("feed_feedevent", "messaging_loggedevent")
     purge_queues()
     with db_conn() as conn:
         conn.execute(TRIGGER_SQL)
@@ -488,11 +485,11 @@ def drain_rate(
 
 def bench_relay(report: Report, events: int) -> list[dict]:
     log("4. Relay throughput")
-    truncate("feed_feedevent", "messaging_outboxmessage")
+    truncate("feed_feedevent", "messaging_loggedevent")
     purge_queues()
     items = list(data.envelopes(events, seed=11))
     with db_conn() as conn:
-        data.copy_outbox(conn, items)
+        data.copy_log(conn, items)
     from django.db import close_old_connections
 
     from portal.messaging.relay import Relay
@@ -532,9 +529,9 @@ def bench_consumers(
     from portal.messaging.relay import Relay
 
     what_if = not getattr(settings, "CELERY_DB_REUSE_MAX", None)
-    truncate("feed_feedevent", "messaging_outboxmessage")
+    truncate("feed_feedevent", "messaging_loggedevent")
     with db_conn() as conn:
-        data.copy_outbox(conn, items)
+        data.copy_log(conn, items)
     close_old_connections()
     Relay(grace=0).drain()
     overrides = {"BENCH_DB_REUSE_MAX": "1000"} if what_if else {}
@@ -583,11 +580,13 @@ def bench_consumers(
     purge_queues()
     import pika
 
-    from portal.messaging.publisher import task_message_groups
+    from feed.subscriptions import FEED
+    from portal.messaging.task_messages import encode_event, task_message_groups
 
     connection, channel = broker_channel()
-    for group in task_message_groups(list(enumerate(items))):
-        body = json.dumps([[[envelope for _, envelope in group]], {}, {}])
+    encoded = ((envelope, encode_event(envelope)) for envelope in items)
+    for group in task_message_groups(FEED, encoded):
+        body = json.dumps([[[envelope for envelope, _ in group]], {}, {}])
         channel.basic_publish(
             "",
             "bench.bare",
@@ -653,10 +652,10 @@ def profile_relay(report: Report, events: int) -> None:
 
     from portal.messaging.relay import Relay
 
-    truncate("messaging_outboxmessage")
+    truncate("messaging_loggedevent")
     purge_queues()
     with db_conn() as conn:
-        data.copy_outbox(conn, list(data.envelopes(events, seed=14)))
+        data.copy_log(conn, list(data.envelopes(events, seed=14)))
     close_old_connections()
     profiler = Profiler(interval=0.0005)
     profiler.start()
@@ -673,7 +672,7 @@ NEXT_LINK = re.compile(r'href="([^"]*[?&](?:cursor|before|after)=[^"]*)"')
 
 def bench_reads(report: Report, events: int, employees: int, samples: int) -> None:
     log(f"5. Feed reads at {events:,} events and {employees:,} employees")
-    truncate("feed_feedevent", "messaging_outboxmessage")
+    truncate("feed_feedevent", "messaging_loggedevent")
     with db_conn() as conn:
         data.fill_employees(conn, employees)
         data.fill_feed(conn, events)

@@ -7,22 +7,19 @@ without having run them.
 """
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from kombu import Connection
 
 from portal.messaging import topology
 from portal.messaging.subscriptions import subscriptions
+from portal.testing.environment import SUBSCRIBER_APP, process_env
+from portal.testing.processes import ROOT, Worker
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "WorkerProcess", "real_stack_available", "worker_env"]
 
 
 def real_stack_available() -> bool:
@@ -84,8 +81,11 @@ def clean_queues(broker: Connection) -> Iterator[Connection]:
     _purge(broker)
 
 
-class WorkerProcess:
-    """A ``celery worker`` subprocess on the test database and broker."""
+class WorkerProcess(Worker):
+    """A ``celery worker`` subprocess on the test database and broker, started
+    at once (``wait_ready()`` waits for it); ``queues``: the task queues to
+    consume (by default every subscriber's, as the worker's settings name
+    them)."""
 
     def __init__(
         self,
@@ -94,68 +94,21 @@ class WorkerProcess:
         concurrency: int = 2,
         queues: list[str] | None = None,
     ) -> None:
-        """``queues``: the task queues to consume (by default every
-        subscriber's, as the worker's own settings name them)."""
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        only = [f"--queues={','.join(queues)}"] if queues else []
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "portal", "worker",
-                "--loglevel=INFO", f"--concurrency={concurrency}", *only,
-                "--without-mingle", "--without-gossip",
-                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
-            ],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while "ready." not in self.log():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready in {timeout}s:\n{self.log()}")
-            time.sleep(0.1)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        super().__init__(
+            env, log_path, queues=queues, concurrency=concurrency, name="test"
+        )
+        self.spawn()
 
 
 def worker_env(**overrides: str) -> dict[str, str]:
     """The environment of a worker pointed at the test database, with the
-    tests' own subscriber app installed."""
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings.base",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}"
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        CONN_MAX_AGE="0",
-        PORTAL_EXTRA_APPS="tests.subscriber_app",
-        # The events its ingest consumer logs are routed by the worker
-        # itself, right after the commit: no relay runs beside the tests (a
-        # session-wide one would route other tests' rows to the wrong queues).
-        OUTBOX_PUBLISH_MODE="thread",
-    )
-    env.update(overrides)
-    return env
+    harness's second subscriber (``audit``) installed.
+
+    The events its ingest consumer logs are routed by the worker itself,
+    right after the commit (thread mode): no relay runs beside the tests (a
+    session-wide one would route other tests' rows to the wrong queues).
+    """
+    return process_env(extra_apps=(SUBSCRIBER_APP,), **overrides)
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,12 @@
 
 import json
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Connection
+
+from portal.testing.events import cloud_event
 
 
 def wait_for(
@@ -35,22 +35,19 @@ def wait_for(
 
 
 def make_envelope(**overrides: Any) -> dict[str, Any]:
-    """A valid ``employee.registered`` CloudEvent, round-tripped through JSON."""
-    envelope = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests",
-        "type": "employee.registered",
-        "time": datetime.now(UTC).isoformat(),
-        "datacontenttype": "application/json",
-        "data": {
+    """A valid ``employee.registered`` CloudEvent, round-tripped through JSON;
+    ``overrides`` replace envelope attributes as they are."""
+    envelope = cloud_event(
+        "employee.registered",
+        source="/tests",
+        data={
             "employee_id": 1,
             "full_name": "Anna Petrova",
             "position": "Backend Engineer",
             "department": "Platform",
             "team": None,
         },
-    }
+    )
     envelope.update(overrides)
     return json.loads(json.dumps(envelope))
 

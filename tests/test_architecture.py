@@ -2,6 +2,7 @@
 project imports in a circle."""
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -105,3 +106,33 @@ def test_the_checks_see_an_import_of_an_app(tmp_path):
     assert "feed.models" not in _imports(
         "portal.messaging.probe", path, top_level_only=True
     )
+
+
+# A dotted module path under tests/ ("tests.faults.poison"), in code or in a
+# string (a Celery app named on a command line, an app in PORTAL_EXTRA_APPS).
+_TESTS_MODULE = re.compile(r"\btests\.[a-z_]")
+
+
+def test_the_benchmarks_use_nothing_from_the_tests():
+    """``bench/`` runs on the portal and its harness (``portal.testing``),
+    never on the test suite's code: it must run where the tests are not."""
+    offenders = {}
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        imported = {
+            name
+            for name in _imports(module, path, top_level_only=False)
+            if name.split(".")[0] == "tests"
+        }
+        named = set(_TESTS_MODULE.findall(path.read_text()))
+        if imported or named:
+            offenders[str(path.relative_to(ROOT))] = sorted(imported | named)
+    assert offenders == {}
+
+
+def test_the_bench_check_sees_a_use_of_the_tests(tmp_path):
+    path = tmp_path / "probe.py"
+    path.write_text('ARGS = ["-A", "tests.faults.poison"]\nfrom tests import helpers\n')
+    assert "tests.helpers" in _imports("bench.probe", path, top_level_only=False)
+    assert _TESTS_MODULE.findall(path.read_text())

@@ -1,9 +1,9 @@
 """Registration variants compared by the benchmark, with authentication bypassed.
 
 - ``event``: our design, ``registrar.services.employee_register`` as it is
-  (outbox row in the same transaction, published after commit).
+  (event logged in the same transaction, routed after commit).
 - ``floor``: the same service call writing no event at all.
-- ``sync``: the old design: the registration writes no outbox row but POSTs
+- ``sync``: the old design: the registration logs no event but POSTs
   the event to the feed over HTTP before answering (``?delay=`` ms asks the
   stub feed to take that long).
 """
@@ -24,20 +24,20 @@ from portal.messaging.contracts import CONTENT_TYPE, build_event
 from registrar import services
 from registrar.models import Department
 
-_real_outbox_emit = services.outbox_emit
+_real_event_log_emit = services.event_log_emit
 _state = threading.local()
 _counter = itertools.count()
 
 
-def _outbox_emit(**kwargs):
+def _event_log_emit(**kwargs):
     # Per-thread switch so the floor can run the unchanged service without its
     # event while other threads of the same process keep theirs.
     if getattr(_state, "no_event", False):
         return None
-    return _real_outbox_emit(**kwargs)
+    return _real_event_log_emit(**kwargs)
 
 
-services.outbox_emit = _outbox_emit
+services.event_log_emit = _event_log_emit
 
 _department: Department | None = None
 

@@ -3,8 +3,8 @@
 from .base import *  # noqa: F403
 from .base import INSTALLED_APPS, env
 
-# A second subscriber, declared by an app of the tests' own.
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.subscriber_app"]
+# A second subscriber, the harness's (portal/testing/subscriber_app).
+INSTALLED_APPS = [*INSTALLED_APPS, "portal.testing.subscriber_app"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

@@ -11,9 +11,10 @@ import uuid
 
 import pytest
 
+from bench.faults.counting import count, wait_drained
+from bench.faults.scenarios import valid_event
 from feed.subscriptions import FEED
-
-from .stack import Publisher, RawMessage, count, valid_event, wait_drained
+from portal.testing.broker import Publisher, RawMessage
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
@@ -27,14 +28,23 @@ def test_a_task_body_that_is_not_args_kwargs_embed_is_dead_lettered(lab, body):
     marker = str(uuid.uuid4())
     event = valid_event(1)
     headers = {"task": FEED.task, "id": marker, "lang": "py"}
-    with lab.worker("worker") as worker:
+    expected = {FEED.name: {event["id"]}}
+    with lab.worker("worker", queues=[FEED.queue]) as worker:
         with Publisher() as publisher:
-            publisher.raw(RawMessage(json.dumps(body).encode(), headers=headers))
-            publisher.task([event])
-        wait_drained({event["id"]}, {marker}, timeout=20, give_up=worker.crashed)
+            publisher.raw(
+                RawMessage(
+                    json.dumps(body).encode(), routing_key=FEED.queue, headers=headers
+                )
+            )
+            publisher.events(FEED, [event])
+        wait_drained(expected, {marker}, timeout=20, give_up=worker.crashed)
         alive = not worker.crashed()
     outcome = count(
-        "bad body", to_feed=[event["id"]], to_dead=[marker], drain_seconds=0
+        "bad body",
+        expected=expected,
+        dead={FEED.name: [marker]},
+        drain_seconds=0,
     )
     assert alive, "the worker exited"
-    assert (outcome.in_feed, outcome.dead_lettered, outcome.lost) == (1, 1, 0)
+    feed = outcome[FEED.name]
+    assert (feed.applied, feed.dead_lettered, feed.lost) == (1, 1, 0)

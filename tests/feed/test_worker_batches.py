@@ -3,16 +3,16 @@
 import os
 import signal
 from contextlib import suppress
-from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 
 from feed.models import FeedEvent
 from feed.subscriptions import FEED
 from portal.messaging.amqp_publish import publisher_reset
 from portal.messaging.models import DeadLetter
+from portal.testing.processes import process_children
+from portal.testing.urls import database_url
 from tests.conftest import WorkerProcess
 from tests.helpers import make_envelope, queue_depth, send_task, wait_for
 
@@ -20,21 +20,7 @@ pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
 
 def _dsn() -> str:
-    db = connection.settings_dict
-    return (
-        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} "
-        f"dbname={db['NAME']} user={db['USER']} password={db['PASSWORD'] or ''}"
-    )
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
+    return database_url()
 
 
 def _hold_row(blocker: psycopg.Connection, envelope: dict) -> None:
@@ -60,7 +46,7 @@ def _worker_waits_on_a_row() -> int:
 
 def _kill_hard(worker: WorkerProcess) -> None:
     """SIGKILL the worker and its pool processes: no cleanup, no ack."""
-    pool = _children(worker.process.pid)
+    pool = process_children(worker.process.pid)
     assert pool, "the worker has no pool process"
     for pid in [*pool, worker.process.pid]:
         with suppress(ProcessLookupError):

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 
 import pytest
-from django.db import connection
-from kombu import Connection
 
 from portal.messaging import topology
+from portal.testing.broker import queues_delete
+from portal.testing.urls import database_url, host_port
 from tests.conftest import WorkerProcess, real_stack_available, worker_env
 
 
@@ -87,8 +87,7 @@ class TcpProxy:
 
 @pytest.fixture
 def db_proxy() -> Iterator[TcpProxy]:
-    db = connection.settings_dict
-    proxy = TcpProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+    proxy = TcpProxy(host_port(database_url(), 5432))
     yield proxy
     proxy.close()
 
@@ -108,21 +107,19 @@ def private_queue_names(prefix: str) -> dict[str, str]:
 
 
 def delete_private_queues(prefix: str) -> None:
-    from django.conf import settings
-
-    with Connection(settings.CELERY_BROKER_URL) as conn:
-        channel = conn.channel()
-        for name in private_queue_names(prefix).values():
-            for queue in (name, f"{name}.dead"):
-                with suppress(Exception):
-                    channel.queue_delete(queue)
-        channel.close()
+    queues_delete(
+        queue
+        for name in private_queue_names(prefix).values()
+        for queue in (name, f"{name}.dead")
+    )
 
 
 @pytest.fixture
 def broker_proxy() -> Iterator[TcpProxy]:
     """A cuttable, freezable TCP link to RabbitMQ."""
-    proxy = TcpProxy(("127.0.0.1", 5672))
+    from django.conf import settings
+
+    proxy = TcpProxy(host_port(settings.CELERY_BROKER_URL, 5672))
     yield proxy
     proxy.close()
 
@@ -133,8 +130,8 @@ def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]
 
     ``start(prefix, **env)`` points this test process (``settings``) and the
     worker at queues of their own (``private_queue_names``: the feed's
-    ``prefix``, the audit subscriber's ``prefix.audit``, ingestion's
-    ``prefix.ingest``, each with its ``.dead``), out of the session worker's
+    ``prefix``, the audit subscriber's ``prefix-audit``, ingestion's
+    ``prefix-ingest``, each with its ``.dead``), out of the session worker's
     reach. ``queues`` picks the task queues the worker consumes (all by
     default). The queues are emptied before the first worker of a prefix and
     kept for the next one (a restarted worker finds what was left); they are

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from pydantic import StrictStr
 
 from portal.messaging import asyncapi, contracts, subscriptions, topology
-from tests.subscriber_app.subscriptions import AUDIT
+from portal.testing.subscriber_app.subscriptions import AUDIT
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,23 +9,20 @@ import re
 
 import psycopg
 import pytest
-from django.db import connection
 from kombu import Connection
 
 from feed.models import FeedEvent
 from portal.messaging.amqp_publish import publisher_reset
 from portal.messaging.dead_letter_tools import dead_letters_requeue
 from portal.messaging.models import DeadLetter
+from portal.testing.urls import database_url, via_port
 from tests.helpers import make_envelope, queue_depth, send_task, wait_for
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 
 
 def proxied_database_url(port: int) -> str:
-    db = connection.settings_dict
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@127.0.0.1:{port}/{db['NAME']}"
-    )
+    return via_port(database_url(), port)
 
 
 def dsn() -> str:

@@ -12,9 +12,9 @@ from portal.messaging.amqp_publish import publish_confirmed, publisher_reset
 from portal.messaging.eventlog import event_log_emit
 from portal.messaging.models import LoggedEvent
 from portal.messaging.router import route_pending
+from portal.testing.subscriber_app.subscriptions import AUDIT
 from tests.helpers import queue_depth
 from tests.messaging.conftest import delete_private_queues, private_queue_names
-from tests.subscriber_app.subscriptions import AUDIT
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 

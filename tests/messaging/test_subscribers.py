@@ -1,7 +1,7 @@
 """One event log, many subscribers, on the real stack.
 
 Besides the feed, the tests' own app declares a second subscriber, ``audit``
-(``tests/subscriber_app``: every ``employee.*`` event, recorded once through
+(``portal/testing/subscriber_app``: every ``employee.*`` event, recorded once through
 the inbox). Each runs on its own queue, here each in a worker of its own.
 """
 
@@ -23,11 +23,11 @@ from portal.messaging.dead_letter_tools import dead_letters_requeue
 from portal.messaging.eventlog import event_log_emit
 from portal.messaging.models import DeadLetter, LoggedEvent
 from portal.messaging.router import route_pending
+from portal.testing.subscriber_app.models import ReceivedEvent
 from registrar.services import department_rename, employee_register
 from tests.factories import DepartmentFactory
 from tests.helpers import queue_depth, wait_for
 from tests.ingest.test_amqp import broker_url
-from tests.subscriber_app.models import ReceivedEvent
 
 pytestmark = [pytest.mark.real_stack, pytest.mark.django_db(transaction=True)]
 

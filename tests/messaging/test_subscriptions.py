@@ -13,7 +13,7 @@ from portal.messaging.subscriptions import (
     subscription_register,
     subscription_unregister,
 )
-from tests.subscriber_app.subscriptions import AUDIT
+from portal.testing.subscriber_app.subscriptions import AUDIT
 
 
 def test_destinations_follow_each_subscriptions_patterns(settings):

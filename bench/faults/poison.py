@@ -1,6 +1,6 @@
 """The portal's Celery app plus one task that kills the process handling it.
 
-Only scenario 7 starts a worker with ``-A tests.faults.poison``; production
+Only scenario 7 starts a worker with ``-A bench.faults.poison``; production
 code knows nothing of it.
 """
 

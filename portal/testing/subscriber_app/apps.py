@@ -2,10 +2,10 @@ from django.apps import AppConfig
 
 
 class SubscriberAppConfig(AppConfig):
-    """A second subscriber, declared only for the tests: it records every
+    """A second subscriber, for the tests and benchmarks: it records every
     ``employee.*`` event it receives, once."""
 
-    name = "tests.subscriber_app"
+    name = "portal.testing.subscriber_app"
     label = "subscriber_app"
     default_auto_field = "django.db.models.BigAutoField"
 
