@@ -212,7 +212,7 @@ def test_workers_consume_every_subscribers_queue_and_only_those(services):
     """Each subscriber's queue is consumed by a worker service: one that
     names it with --queues, or one that names none (it takes them all)."""
     from portal.messaging.subscriptions import subscriptions
-    from tests.subscriber_app.subscriptions import AUDIT
+    from portal.testing.subscriber_app.subscriptions import AUDIT
 
     declared = {s.queue for s in subscriptions() if s.name != AUDIT.name}
     consumed: set[str] = set()

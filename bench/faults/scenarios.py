@@ -127,6 +127,8 @@ class Lab:
         delays = {
             f"{s.settings_prefix}_RETRY_DELAYS": RETRY_DELAYS for s in subscriptions()
         }
+        # A database outage is waited out 2 s at a time.
+        delays["WORKER_OUTAGE_RETRY_SECONDS"] = "2"
         return process_env(extra_apps=(SUBSCRIBER_APP,), **{**delays, **overrides})
 
     def worker(
@@ -350,7 +352,8 @@ def database_outage(lab: Lab, scale: float = 1.0, outage: float = 10.0) -> Outco
         recovered = time.monotonic()
         wait_drained(expected, timeout=90 + n / 50)
         drained = time.monotonic() - recovered
-        retries = worker.log().count("Transient error")
+        log = worker.log()
+        retries = log.count("Transient error") + log.count("Database unreachable")
     outcome = count("3 database unreachable", expected=expected, drain_seconds=drained)
     outcome.notes.append(
         f"{outage:.0f} s outage, {retries} retries, {proxy.refused} refused connects"

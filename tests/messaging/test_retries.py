@@ -25,14 +25,6 @@ def proxied_database_url(port: int) -> str:
     return via_port(database_url(), port)
 
 
-def dsn() -> str:
-    db = connection.settings_dict
-    return (
-        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} "
-        f"dbname={db['NAME']} user={db['USER']} password={db['PASSWORD'] or ''}"
-    )
-
-
 def held_by_broker(broker: Connection) -> int:
     """Messages waiting in Celery's native delayed-delivery queues."""
     return sum(queue_depth(broker, f"celery_delayed_{level}") for level in range(4))
@@ -113,7 +105,7 @@ def test_exhausted_retries_go_to_the_store_and_requeue_once_fixed(
     """A statement that keeps timing out (the database answers, the batch
     fails) uses up the retries and is dead-lettered."""
     envelope = make_envelope()
-    with psycopg.connect(dsn()) as blocker:
+    with psycopg.connect(database_url()) as blocker:
         _hold_row(blocker, envelope)
         worker = private_worker(
             "feed.exhaust-test",
