@@ -34,10 +34,14 @@ def database_url(settings_dict: Mapping[str, Any] | None = None) -> str:
         return f"sqlite:///{name}"
     user, password = str(db.get("USER") or ""), str(db.get("PASSWORD") or "")
     host, port = str(db.get("HOST") or ""), str(db.get("PORT") or "")
+    # (Not "options": the server-side settings, timeouts among them, are the
+    # process's own, from its environment.)
     query = {
         key: value
         for key, value in (db.get("OPTIONS") or {}).items()
-        if isinstance(value, str | int | float) and not isinstance(value, bool)
+        if isinstance(value, str | int | float)
+        and not isinstance(value, bool)
+        and key != "options"
     }
     if host.startswith("/"):
         query["host"] = host
@@ -52,7 +56,8 @@ def database_url(settings_dict: Mapping[str, Any] | None = None) -> str:
         else:
             query["port"] = port
     url = f"{scheme}://{netloc}/{quote(name)}"
-    return f"{url}?{urlencode(query)}" if query else url
+    # %20, not "+", for spaces: libpq reads the URL too, and takes "+" literally.
+    return f"{url}?{urlencode(query, quote_via=quote)}" if query else url
 
 
 def host_port(url: str, default_port: int) -> tuple[str, int]:
