@@ -80,3 +80,13 @@ def team_list(*, department_id: int | None = None) -> QuerySet[Team]:
     if department_id is not None:
         teams = teams.filter(department_id=department_id)
     return teams
+
+
+def employee_contact(*, employee_id: int) -> Employee | None:
+    """The employee with that id and their department and team, or ``None``:
+    what onboarding needs to welcome them and open their accounts."""
+    return (
+        Employee.objects.select_related("department", "team")
+        .filter(pk=employee_id)
+        .first()
+    )
