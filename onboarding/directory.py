@@ -148,3 +148,12 @@ def directory_account_create(
     except (ValueError, KeyError, TypeError):
         raise DirectoryRefused(response.status_code, response.text) from None
     return DirectoryAnswer(account_id=str(account_id), status=response.status_code)
+
+
+def directory_forget_process_state() -> None:
+    """Drop this process's client and breaker object (after settings change;
+    the shared state in the database stays)."""
+    client = _per_process.get("client")
+    if client is not None:
+        client.close()
+    _per_process.clear()
