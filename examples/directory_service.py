@@ -23,7 +23,8 @@ Knobs, from the command line or at run time with ``POST /control`` (JSON):
 
 ``GET /stats`` reports the counts (``calls``, ``calls_by_key``,
 ``calls_while_down``, ``accounts_by_key``, ``accounts_by_employee``,
-``answers`` by status); ``POST /reset`` forgets everything; ``GET /health``.
+``replays_by_key``: calls answered with an existing account, ``answers`` to
+``POST /accounts`` by status); ``POST /reset`` forgets everything; ``GET /health``.
 """
 
 import argparse
@@ -56,6 +57,7 @@ class Directory:
         self.accounts_by_key = Counter()
         self.accounts_by_employee = Counter()
         self.answers = Counter()
+        self.replays_by_key = Counter()
         self.calls = 0
         self.calls_while_down = 0
         self.next_id = 1
@@ -101,6 +103,7 @@ class Directory:
                 "accounts_by_employee": {
                     str(k): v for k, v in self.accounts_by_employee.items()
                 },
+                "replays_by_key": dict(self.replays_by_key),
                 "answers": {str(k): v for k, v in self.answers.items()},
             }
 
@@ -117,6 +120,7 @@ class Directory:
             if self.error_rate and random.random() < self.error_rate:
                 return 500, {"error": "internal error (error_rate)"}
             if key in self.accounts:
+                self.replays_by_key[key] += 1
                 return 200, self.accounts[key]
             for field, values in self.refuse.items():
                 if body.get(field) in values:
@@ -145,8 +149,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _json(self, status, payload):
         body = json.dumps(payload).encode()
-        with self.directory.lock:
-            self.directory.answers[status] += 1
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -198,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": "the Idempotency-Key header is required"})
                 return
             status, payload = self.directory.create(key, body)
+            with self.directory.lock:
+                self.directory.answers["reset" if status is None else status] += 1
             if status is None:
                 self._reset_connection()
                 return

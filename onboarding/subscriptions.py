@@ -26,7 +26,7 @@ ONBOARDING_MAIL = Subscription(
     retry_delays=RETRY_DELAYS,
     # Each mail is a round trip to the SMTP server: a small batch keeps one
     # message's work short, and its retry small.
-    events_per_message=20,
+    events_per_message=10,
     description="Sends each new employee one welcome mail (SMTP).",
 )
 
@@ -36,7 +36,7 @@ ONBOARDING_ACCOUNTS = Subscription(
     task="onboarding.provision_accounts",
     settings_prefix="ONBOARDING_ACCOUNTS",
     retry_delays=RETRY_DELAYS,
-    events_per_message=20,
+    events_per_message=10,
     description="Creates each new employee's account in the directory service "
     "(HTTP, circuit breaker, rate limit).",
 )

@@ -180,6 +180,7 @@ def onboarding_worker(
     sending mail to ``smtp_server`` and calling ``directory``, with short
     retry delays and breaker period."""
     prefixes: list[str] = []
+    workers: list[WorkerProcess] = []
 
     def start(prefix: str, concurrency: int = 2, **env: str) -> WorkerProcess:
         names = onboarding_queue_names(prefix)
@@ -198,11 +199,15 @@ def onboarding_worker(
             "ONBOARDING_DIRECTORY_RATE_LIMIT": "200",
             "LOG_LEVEL": "INFO",
         }
-        return private_worker(
+        worker = private_worker(
             prefix, concurrency=concurrency, **names, **{**defaults, **env}
         )
+        workers.append(worker)
+        return worker
 
     yield start
+    for worker in workers:  # before their queues go
+        worker.stop()
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
         for prefix in prefixes:
