@@ -345,9 +345,11 @@ PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000/")
 ONBOARDING_MAIL_SENDING_TIMEOUT = env.float(
     "ONBOARDING_MAIL_SENDING_TIMEOUT", default=max(60.0, 7 * EMAIL_TIMEOUT)
 )
-# The directory service (examples/directory_service.py stands in for it).
+# The directory service; `make run` starts examples/directory_service.py on
+# ONBOARDING_DIRECTORY_PORT as a stand-in.
 ONBOARDING_DIRECTORY_URL = env.str(
-    "ONBOARDING_DIRECTORY_URL", default="http://127.0.0.1:8765"
+    "ONBOARDING_DIRECTORY_URL",
+    default=f"http://127.0.0.1:{env.int('ONBOARDING_DIRECTORY_PORT', default=8765)}",
 )
 ONBOARDING_DIRECTORY_CONNECT_TIMEOUT = env.float(
     "ONBOARDING_DIRECTORY_CONNECT_TIMEOUT", default=2.0
