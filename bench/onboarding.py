@@ -149,23 +149,42 @@ def _control(url: str, **knobs: Any) -> None:
     httpx.post(f"{url}/control", json=knobs, timeout=10).raise_for_status()
 
 
-def _ready_latencies(run: str) -> tuple[list[float], int]:
-    """(ready_at - created_at) of the run's employees that are ready, and
-    how many were registered."""
+def _query(sql: str, params: list[Any] | None = None) -> list[tuple]:
     import psycopg
 
     url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            """
-            SELECT extract(epoch FROM o.ready_at - e.created_at)
-            FROM registrar_employee e
-            JOIN registrar_department d ON d.id = e.department_id
-            LEFT JOIN registrar_onboarding o ON o.employee_id = e.id
-            WHERE d.name = %s
-            """,
-            [run],
-        ).fetchall()
+    for attempt in range(60):
+        try:
+            with psycopg.connect(url) as conn:
+                return conn.execute(sql, params or []).fetchall()
+        except psycopg.OperationalError:
+            # A shared server out of connections for a moment: wait.
+            if attempt == 59:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def _pending() -> int:
+    """Onboardings not ready yet."""
+    return _query("SELECT count(*) FROM registrar_onboarding WHERE status <> 'ready'")[
+        0
+    ][0]
+
+
+def _ready_latencies(run: str) -> tuple[list[float], int]:
+    """(ready_at - created_at) of the run's employees that are ready, and
+    how many were registered."""
+    rows = _query(
+        """
+        SELECT extract(epoch FROM o.ready_at - e.created_at)
+        FROM registrar_employee e
+        JOIN registrar_department d ON d.id = e.department_id
+        LEFT JOIN registrar_onboarding o ON o.employee_id = e.id
+        WHERE d.name = %s
+        """,
+        [run],
+    )
     return [float(r[0]) for r in rows if r[0] is not None], len(rows)
 
 
@@ -298,7 +317,7 @@ def bench_onboarding(*, logs: Path, quick: bool = False, log=print) -> dict[str,
             for round_ in range(rounds):
                 for variant in VARIANTS:
                     result = _load(
-                        urls[variant] + f"?run=latency-{state}",
+                        urls[variant] + f"?run=latency-{state.replace(' ', '')}",
                         requests // rounds,
                         rate,
                         logs / f"onb-load-{variant}-{state.replace(' ', '')}.json",
@@ -315,7 +334,12 @@ def bench_onboarding(*, logs: Path, quick: bool = False, log=print) -> dict[str,
             log(f"  directory {state}: {registration[state]}")
 
         _control(directory_url, latency_ms=0, down=False)
-        time.sleep(15)  # the backlog of the down state drains first
+        # The backlog of the down state first: the breaker closes and every
+        # earlier registration is ready, so the next run starts on a calm
+        # pipeline.
+        deadline = time.monotonic() + 300
+        while _pending() and time.monotonic() < deadline:
+            time.sleep(1)
         run = f"ready-{int(time.time())}"
         result = _load(
             urls["ours"] + f"?run={run}",
