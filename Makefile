@@ -5,12 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-8)
 PORTAL_PORT ?= 8000
 export PORTAL_PORT
+# `make run` starts the stand-in directory service here.
+ONBOARDING_DIRECTORY_PORT ?= 8765
+export ONBOARDING_DIRECTORY_PORT
 
 # What `make test` uses when DATABASE_URL is unset and the servers answer.
 LOCAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 LOCAL_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install run test lint format flower relay worker migrate clean chaos bench
+.PHONY: install run test lint format flower relay worker migrate clean chaos bench test-onboarding-outage
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +30,7 @@ migrate: install
 run: migrate
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo
-	@echo "Portal: http://127.0.0.1:$(PORTAL_PORT)/  (Ctrl-C stops web, worker and relay)"
+	@echo "Portal: http://127.0.0.1:$(PORTAL_PORT)/  (Ctrl-C stops web, worker, relay and the stand-in directory)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 ## The whole suite; uses local PostgreSQL + RabbitMQ when they answer.
@@ -50,11 +53,19 @@ format: install
 flower: install
 	$(PY) manage.py flower
 
+## Consumes every subscriber's queue (the feed, onboarding, the registrar's).
 worker: install
 	$(VENV)/bin/celery -A portal worker --loglevel=INFO
 
 relay: install
 	$(PY) manage.py relay_outbox
+
+## The onboarding outage test at full length: the directory down for 60 s
+## during 500 registrations (`make test` runs it with a 15 s outage).
+ONBOARDING_OUTAGE_SECONDS ?= 60
+test-onboarding-outage: install
+	ONBOARDING_OUTAGE_SECONDS=$(ONBOARDING_OUTAGE_SECONDS) $(MAKE) --no-print-directory test \
+		PYTEST_ARGS="-s tests/onboarding/test_pipeline.py -k directory_down"
 
 ## Fault-injection scenarios at scale on PostgreSQL + RabbitMQ (own database and
 ## vhost; scenario 4 restarts a private RabbitMQ node it starts itself)

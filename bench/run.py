@@ -836,7 +836,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: registration,c2v,throughput,reads",
+        help="comma-separated sections to skip: "
+        "registration,c2v,throughput,reads,onboarding",
     )
     parser.add_argument(
         "--render-only",
@@ -882,6 +883,7 @@ def main() -> None:
     )
     report.spy_dir = LOGS
     rss = RssSampler()
+    onboarding = None
     try:
         if "registration" not in skip:
             bench_registration(report, rss, sizes["requests"], sizes["rate"])
@@ -904,6 +906,10 @@ def main() -> None:
                 report, sizes["feed_events"], sizes["employees"], sizes["read_samples"]
             )
             service_at_scale(report, 5 if q else 20)
+        if "onboarding" not in skip:
+            from bench.onboarding import bench_onboarding
+
+            onboarding = bench_onboarding(logs=LOGS, quick=q, log=log)
     finally:
         rss.close()
         report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}
@@ -914,6 +920,10 @@ def main() -> None:
     # `python -m bench.run --render-only`.
     (LOGS / f"{name}.pickle").write_bytes(pickle.dumps(report))
     report.write(RESULTS, name)
+    if onboarding is not None:
+        from bench.onboarding import onboarding_write
+
+        onboarding_write(RESULTS, name, onboarding)
     log(f"Done in {report.seconds:.0f}s: {RESULTS / (name + '.md')}")
 
 

@@ -31,7 +31,6 @@ def _install_bootsteps() -> None:
     # models); web processes and the relay never import them.
     app.steps["consumer"].update(
         {
-            "portal.messaging.bootsteps:DeclareTopology",
             "portal.messaging.bootsteps:IngestConsumer",
             "portal.messaging.bootsteps:DeadLetterConsumer",
         }

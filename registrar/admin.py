@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
 
-from .models import Department, Employee, Team
+from .models import Department, Employee, Onboarding, Team
 from .services import (
     RegistrarError,
     department_create,
@@ -13,6 +13,7 @@ from .services import (
     employee_change_position,
     employee_link_user,
     employee_move_to_team,
+    employee_onboarding_retry,
     employee_register,
     team_create,
 )
@@ -155,10 +156,22 @@ class EmployeeAdmin(admin.ModelAdmin):
         "user",
         "hired_on",
         "is_active",
+        "onboarding_status",
     ]
-    list_filter = ["department", "team", "is_active", "hired_on"]
+    list_filter = ["department", "team", "is_active", "hired_on", "onboarding__status"]
     search_fields = ["full_name", "email", "position"]
-    list_select_related = ["department", "team", "user"]
+    list_select_related = ["department", "team", "user", "onboarding"]
+    actions = ["retry_onboarding"]
+
+    @admin.display(description="onboarding", ordering="onboarding__status")
+    def onboarding_status(self, obj):
+        onboarding = getattr(obj, "onboarding", None)
+        return onboarding.get_status_display() if onboarding else "—"
+
+    @admin.action(description="Retry the failed onboarding steps")
+    def retry_onboarding(self, request, queryset):
+        _retry_onboarding(self, request, queryset)
+
     autocomplete_fields = ["user"]
     date_hierarchy = "hired_on"
 
@@ -193,6 +206,62 @@ class EmployeeAdmin(admin.ModelAdmin):
             messages.error(request, error.message)
             raise
         _copy(obj, saved)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _retry_onboarding(model_admin, request, employees) -> None:
+    retried = 0
+    for employee in employees:
+        try:
+            employee_onboarding_retry(employee=employee)
+        except RegistrarError as error:
+            model_admin.message_user(request, error.message, messages.WARNING)
+        else:
+            retried += 1
+    if retried:
+        model_admin.message_user(
+            request, f"Retrying the onboarding of {retried} employee(s)."
+        )
+
+
+@admin.register(Onboarding)
+class OnboardingAdmin(admin.ModelAdmin):
+    """Read-only: the status comes from onboarding's replies; HR's action is
+    the retry."""
+
+    list_display = [
+        "employee",
+        "status",
+        "welcome_sent_at",
+        "account_id",
+        "failed_steps",
+        "retries",
+        "created_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["employee__full_name", "employee__email", "registration_event_id"]
+    list_select_related = ["employee"]
+    actions = ["retry_onboarding"]
+
+    @admin.display(description="failed")
+    def failed_steps(self, obj):
+        return "; ".join(f"{step}: {why}" for step, why in obj.failures.items()) or "—"
+
+    @admin.action(description="Retry the failed onboarding steps")
+    def retry_onboarding(self, request, queryset):
+        _retry_onboarding(
+            self,
+            request,
+            Employee.objects.filter(pk__in=queryset.values("employee_id")),
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

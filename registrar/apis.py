@@ -6,7 +6,12 @@ A ``RegistrarError`` becomes a 400 with the field it concerns.
 """
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -19,7 +24,7 @@ from portal.api import (
     field_error,
 )
 
-from .models import Department, Employee, Team
+from .models import Department, Employee, Onboarding, Team
 from .selectors import employee_search, team_list
 from .services import (
     RegistrarError,
@@ -72,9 +77,33 @@ class TeamSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "department", "created_at"]
 
 
+class OnboardingSerializer(serializers.ModelSerializer):
+    failures = serializers.DictField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The failed steps (welcome_mail, account) and why.",
+    )
+
+    class Meta:
+        model = Onboarding
+        fields = [
+            "status",
+            "welcome_sent_at",
+            "account_id",
+            "account_provisioned_at",
+            "failures",
+            "retries",
+            "ready_at",
+        ]
+
+
 class EmployeeSerializer(serializers.ModelSerializer):
     department = DepartmentRefSerializer(read_only=True)
     team = TeamRefSerializer(read_only=True, allow_null=True)
+    onboarding = serializers.SerializerMethodField(
+        help_text="Where the welcome mail and the directory account stand: "
+        "pending, ready, or failed with why; null if not tracked."
+    )
 
     class Meta:
         model = Employee
@@ -87,7 +116,13 @@ class EmployeeSerializer(serializers.ModelSerializer):
             "team",
             "hired_on",
             "is_active",
+            "onboarding",
         ]
+
+    @extend_schema_field(OnboardingSerializer(allow_null=True))
+    def get_onboarding(self, employee: Employee) -> dict | None:
+        onboarding = getattr(employee, "onboarding", None)
+        return OnboardingSerializer(onboarding).data if onboarding else None
 
 
 # --- Input --------------------------------------------------------------------
@@ -145,6 +180,9 @@ class EmployeeFilterSerializer(serializers.Serializer):
     search = serializers.CharField(required=False, allow_blank=True, max_length=200)
     department = serializers.IntegerField(required=False, min_value=1)
     team = serializers.IntegerField(required=False, min_value=1)
+    onboarding = serializers.ChoiceField(
+        required=False, choices=Onboarding.Status.choices
+    )
 
 
 class TeamFilterSerializer(serializers.Serializer):
@@ -177,6 +215,12 @@ class EmployeePagination(PageNumberPagination):
             ),
             OpenApiParameter("department", int, description="Department id."),
             OpenApiParameter("team", int, description="Team id."),
+            OpenApiParameter(
+                "onboarding",
+                str,
+                enum=Onboarding.Status.values,
+                description="Only employees whose onboarding has this status.",
+            ),
         ],
     ),
     retrieve=extend_schema(summary="One employee"),
@@ -214,6 +258,7 @@ class EmployeeViewSet(
             query=params.get("search", ""),
             department_id=params.get("department"),
             team_id=params.get("team"),
+            onboarding=params.get("onboarding"),
         )
 
     def create(self, request):

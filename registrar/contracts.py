@@ -5,8 +5,9 @@ Registered with the portal's contract registry in ``RegistrarConfig.ready``;
 published contract never changes in place: a change is a new version.
 """
 
-from pydantic import StrictStr
+from pydantic import Field, StrictStr
 
+from onboarding.contracts import Step
 from portal.messaging.contracts import EventData, Id, NonEmpty, contract_register
 
 EMPLOYEE_REGISTERED = "employee.registered"
@@ -14,6 +15,7 @@ EMPLOYEE_POSITION_CHANGED = "employee.position_changed"
 TEAM_MEMBER_JOINED = "team.member_joined"
 TEAM_MEMBER_LEFT = "team.member_left"
 DEPARTMENT_RENAMED = "department.renamed"
+EMPLOYEE_ONBOARDING_RETRY_REQUESTED = "employee.onboarding_retry_requested"
 
 
 class EmployeeRegisteredV1(EventData):
@@ -42,6 +44,12 @@ class DepartmentRenamedV1(EventData):
     department_id: Id
     old_name: StrictStr = NonEmpty
     new_name: StrictStr = NonEmpty
+
+
+class OnboardingRetryRequestedV1(EventData):
+    employee_id: Id
+    full_name: StrictStr = NonEmpty
+    steps: list[Step] = Field(min_length=1, max_length=2)
 
 
 def register_contracts() -> None:
@@ -80,4 +88,14 @@ def register_contracts() -> None:
         DepartmentRenamedV1,
         owner=owner,
         description="A department was renamed.",
+    )
+    contract_register(
+        EMPLOYEE_ONBOARDING_RETRY_REQUESTED,
+        1,
+        OnboardingRetryRequestedV1,
+        owner=owner,
+        description="HR asked onboarding to run the failed `steps` of an "
+        "employee's onboarding again (`welcome_mail`, `account`). Carries the "
+        "extension attribute `correlationid`: the `id` of the employee's "
+        "`employee.registered` event.",
     )

@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Department
+from .models import Department, Onboarding
 from .selectors import team_list
 
 
@@ -26,6 +26,11 @@ class EmployeeSearchForm(forms.Form):
         widget=forms.TextInput(
             attrs={"placeholder": "Name, email or position", "type": "search"}
         ),
+    )
+    onboarding = forms.ChoiceField(
+        required=False,
+        label="Onboarding",
+        choices=[("", "Any onboarding"), *Onboarding.Status.choices],
     )
 
 

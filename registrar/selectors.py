@@ -14,16 +14,18 @@ def employee_search(
     query: str = "",
     department_id: int | None = None,
     team_id: int | None = None,
+    onboarding: str | None = None,
 ) -> QuerySet[Employee]:
-    """Employees by name, with their department and team joined.
+    """Employees by name, with their department, team and onboarding joined.
 
     ``query`` matches part of the name, email or position, ignoring case and
     surrounding spaces; the ids keep only one department's or one team's
-    people. With no arguments: everyone.
+    people; ``onboarding`` (``pending``, ``ready``, ``failed``) only those
+    whose onboarding has that status. With no arguments: everyone.
     """
-    employees = Employee.objects.select_related("department", "team").order_by(
-        "full_name", "id"
-    )
+    employees = Employee.objects.select_related(
+        "department", "team", "onboarding"
+    ).order_by("full_name", "id")
     if query := query.strip():
         if "\x00" in query:
             # No stored text holds NUL, and PostgreSQL refuses to compare it.
@@ -37,6 +39,8 @@ def employee_search(
         employees = employees.filter(department_id=department_id)
     if team_id is not None:
         employees = employees.filter(team_id=team_id)
+    if onboarding:
+        employees = employees.filter(onboarding__status=onboarding)
     return employees
 
 
@@ -80,3 +84,13 @@ def team_list(*, department_id: int | None = None) -> QuerySet[Team]:
     if department_id is not None:
         teams = teams.filter(department_id=department_id)
     return teams
+
+
+def employee_contact(*, employee_id: int) -> Employee | None:
+    """The employee with that id and their department and team, or ``None``:
+    what onboarding needs to welcome them and open their accounts."""
+    return (
+        Employee.objects.select_related("department", "team")
+        .filter(pk=employee_id)
+        .first()
+    )

@@ -2,22 +2,42 @@
 the change and logs its event(s) together (``event_log_emit``)."""
 
 import datetime
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from onboarding.contracts import (
+    CORRELATION_ID,
+    EMPLOYEE_ACCOUNT_PROVISIONED,
+    EMPLOYEE_ONBOARDING_FAILED,
+    EMPLOYEE_WELCOME_SENT,
+    STEP_ACCOUNT,
+    STEP_WELCOME_MAIL,
+)
+from portal.messaging.contracts import ContractError, validate_event
+from portal.messaging.dead_letter_records import (
+    dead_letter_for_contract_error,
+    dead_letters_store,
+)
 from portal.messaging.eventlog import event_log_emit
+from portal.messaging.inbox import inbox_claim
 
 from .contracts import (
     DEPARTMENT_RENAMED,
+    EMPLOYEE_ONBOARDING_RETRY_REQUESTED,
     EMPLOYEE_POSITION_CHANGED,
     EMPLOYEE_REGISTERED,
     TEAM_MEMBER_JOINED,
     TEAM_MEMBER_LEFT,
 )
-from .models import Department, Employee, Team
+from .models import Department, Employee, Onboarding, Team
+from .subscriptions import REGISTRAR_ONBOARDING
+
+logger = logging.getLogger(__name__)
 
 
 class RegistrarError(Exception):
@@ -81,7 +101,9 @@ def employee_register(
 ) -> Employee:
     """Register a new employee and emit ``employee.registered``.
 
-    Raises ``RegistrarError`` for an empty name or position, a duplicate email
+    With onboarding enabled, the employee's onboarding starts ``pending``
+    (``Onboarding``), correlated with that event's id. Raises
+    ``RegistrarError`` for an empty name or position, a duplicate email
     (case-insensitive) or a team outside ``department``; nothing is stored then.
     """
     full_name = _clean(full_name, field="full_name", label="Name")
@@ -104,7 +126,7 @@ def employee_register(
     except IntegrityError:
         # A concurrent registration of the same email won the race.
         raise RegistrarError(f"{email} is already registered.", field="email") from None
-    event_log_emit(
+    entry = event_log_emit(
         type=EMPLOYEE_REGISTERED,
         source=_source(),
         data={
@@ -115,6 +137,10 @@ def employee_register(
             "team": team.name if team else None,
         },
     )
+    if settings.ONBOARDING_ENABLED:
+        Onboarding.objects.create(
+            employee=employee, registration_event_id=entry.event_id
+        )
     return employee
 
 
@@ -228,3 +254,110 @@ def employee_link_user(*, employee: Employee, user: Any | None) -> Employee:
         employee.user = user
         employee.save(update_fields=["user", "updated_at"])
     return employee
+
+
+@transaction.atomic
+def employee_onboarding_retry(*, employee: Employee) -> Onboarding:
+    """Run the failed steps of ``employee``'s onboarding again (HR's retry).
+
+    Puts the failed steps back to pending and emits
+    ``employee.onboarding_retry_requested`` (naming them, correlated with the
+    registration) for onboarding to act on. Raises ``RegistrarError`` if the
+    onboarding has not failed (nothing to retry).
+    """
+    onboarding = (
+        Onboarding.objects.select_for_update().filter(employee_id=employee.pk).first()
+    )
+    if onboarding is None:
+        raise RegistrarError(f"{employee.full_name} has no onboarding to retry.")
+    steps = list(onboarding.failures)
+    if not steps:
+        raise RegistrarError(
+            f"{employee.full_name}'s onboarding is {onboarding.status}: "
+            "there is nothing to retry."
+        )
+    onboarding.welcome_mail_error = ""
+    onboarding.account_error = ""
+    onboarding.retries += 1
+    onboarding.status = onboarding.derive_status()
+    onboarding.save()
+    event_log_emit(
+        type=EMPLOYEE_ONBOARDING_RETRY_REQUESTED,
+        source=_source(),
+        data={
+            "employee_id": employee.pk,
+            "full_name": employee.full_name,
+            "steps": steps,
+        },
+        extensions={CORRELATION_ID: onboarding.registration_event_id},
+    )
+    return onboarding
+
+
+def onboarding_replies_apply(*, envelopes: Iterable[Any]) -> dict[str, int]:
+    """Apply onboarding's replies to the employees' onboarding, in one
+    transaction, each reply once.
+
+    A reply finds its onboarding by its ``correlationid`` (the registration's
+    event id); one for a registration the registrar did not make (another HR
+    system's) is ignored. Invalid events are dead-lettered.
+    """
+    valid, dead = [], []
+    for raw in envelopes:
+        try:
+            valid.append(validate_event(raw).as_json())
+        except ContractError as error:
+            dead.append(
+                dead_letter_for_contract_error(
+                    raw,
+                    error,
+                    subscriber=REGISTRAR_ONBOARDING.name,
+                    queue=REGISTRAR_ONBOARDING.queue,
+                )
+            )
+    applied = ignored = 0
+    with transaction.atomic():
+        dead_letters_store(dead)
+        fresh = inbox_claim(subscriber=REGISTRAR_ONBOARDING.name, events=valid)
+        by_id = {
+            o.registration_event_id: o
+            for o in Onboarding.objects.select_for_update().filter(
+                registration_event_id__in=[e.get(CORRELATION_ID) for e in fresh]
+            )
+        }
+        changed = set()
+        for event in sorted(fresh, key=lambda e: e["time"]):
+            onboarding = by_id.get(event.get(CORRELATION_ID))
+            if onboarding is None or onboarding.employee_id != event["data"].get(
+                "employee_id"
+            ):
+                ignored += 1
+                continue
+            _onboarding_apply_reply(onboarding, event)
+            changed.add(onboarding.pk)
+            applied += 1
+        for pk in changed:
+            onboarding = next(o for o in by_id.values() if o.pk == pk)
+            onboarding.status = onboarding.derive_status()
+            if onboarding.status == Onboarding.Status.READY and not onboarding.ready_at:
+                onboarding.ready_at = timezone.now()
+            onboarding.save()
+    return {"applied": applied, "ignored": ignored, "dead_lettered": len(dead)}
+
+
+def _onboarding_apply_reply(onboarding: Onboarding, event: dict[str, Any]) -> None:
+    data = event["data"]
+    when = datetime.datetime.fromisoformat(event["time"])
+    if event["type"] == EMPLOYEE_WELCOME_SENT:
+        onboarding.welcome_sent_at = onboarding.welcome_sent_at or when
+        onboarding.welcome_mail_error = ""
+    elif event["type"] == EMPLOYEE_ACCOUNT_PROVISIONED:
+        onboarding.account_provisioned_at = onboarding.account_provisioned_at or when
+        onboarding.account_id = data["account_id"]
+        onboarding.account_error = ""
+    elif event["type"] == EMPLOYEE_ONBOARDING_FAILED:
+        # A step that is done stays done.
+        if data["step"] == STEP_WELCOME_MAIL and not onboarding.welcome_sent_at:
+            onboarding.welcome_mail_error = data["reason"]
+        elif data["step"] == STEP_ACCOUNT and not onboarding.account_provisioned_at:
+            onboarding.account_error = data["reason"]

@@ -13,6 +13,11 @@ urlpatterns = [
         name="employee_change_position",
     ),
     path("employees/<int:pk>/team/", views.employee_move_view, name="employee_move"),
+    path(
+        "employees/<int:pk>/onboarding/retry/",
+        views.employee_onboarding_retry_view,
+        name="employee_onboarding_retry",
+    ),
     path("departments/", views.department_list, name="department_list"),
     path(
         "departments/<int:pk>/rename/",

@@ -1,9 +1,12 @@
 """Registrar pages, for HR only. Every change goes through the services; the
 page says the feed will show it shortly and never waits for it."""
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from portal.roles import hr_required
 
@@ -21,6 +24,7 @@ from .services import (
     department_rename,
     employee_change_position,
     employee_move_to_team,
+    employee_onboarding_retry,
     employee_register,
 )
 
@@ -36,10 +40,23 @@ def _show_error(form, error: RegistrarError) -> None:
 @hr_required
 def employee_list(request):
     search = EmployeeSearchForm(request.GET or None)
-    query = search.cleaned_data["q"].strip() if search.is_valid() else ""
-    employees = employee_search(query=query)
+    valid = search.is_valid()
+    query = search.cleaned_data["q"].strip() if valid else ""
+    onboarding = search.cleaned_data["onboarding"] if valid else ""
+    employees = employee_search(query=query, onboarding=onboarding or None)
     page = Paginator(employees, PER_PAGE).get_page(request.GET.get("page"))
-    context = {"search": search, "page": page, "query": query}
+    filters = "&".join(
+        f"{name}={value}"
+        for name, value in (("q", quote(query)), ("onboarding", onboarding))
+        if value
+    )
+    context = {
+        "search": search,
+        "page": page,
+        "query": query,
+        "onboarding": onboarding,
+        "filters": f"{filters}&" if filters else "",
+    }
     return render(request, "registrar/employee_list.html", context)
 
 
@@ -62,9 +79,27 @@ def employee_register_view(request):
 @hr_required
 def employee_detail(request, pk: int):
     employee = get_object_or_404(
-        Employee.objects.select_related("department", "team", "user"), pk=pk
+        Employee.objects.select_related("department", "team", "user", "onboarding"),
+        pk=pk,
     )
     return render(request, "registrar/employee_detail.html", {"employee": employee})
+
+
+@require_POST
+@hr_required
+def employee_onboarding_retry_view(request, pk: int):
+    employee = get_object_or_404(Employee, pk=pk)
+    try:
+        onboarding = employee_onboarding_retry(employee=employee)
+    except RegistrarError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"Retrying {employee.full_name}'s onboarding (attempt "
+            f"{onboarding.retries + 1}); the status updates by itself.",
+        )
+    return redirect(employee)
 
 
 def _employee_change(request, pk, *, form_class, initial, apply, done, title):

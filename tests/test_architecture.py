@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("portal", "registrar", "feed", "accounts")
-APPS = ("registrar", "feed", "accounts", "tests")
+PACKAGES = ("portal", "registrar", "feed", "accounts", "onboarding")
+APPS = ("registrar", "feed", "accounts", "onboarding", "tests")
 # The URL roots may name every app's views.
 URL_ROOTS = {"portal.urls", "portal.api_urls"}
 

@@ -32,12 +32,24 @@ EXPECTED_SERVICES = {
     "migrate",
     "web",
     "worker",
+    "onboarding-worker",
     "relay",
     "flower",
+    "mailpit",
+    "directory",
 }
-APP_SERVICES = {"migrate", "web", "worker", "relay", "flower"}
-LONG_RUNNING_APP_SERVICES = {"web", "worker", "relay"}
-NEEDS_HEALTHCHECK = {"postgres", "rabbitmq", "web", "worker"}
+APP_SERVICES = {"migrate", "web", "worker", "onboarding-worker", "relay", "flower"}
+LONG_RUNNING_APP_SERVICES = {"web", "worker", "onboarding-worker", "relay"}
+WORKER_SERVICES = {"worker", "onboarding-worker"}
+NEEDS_HEALTHCHECK = {
+    "postgres",
+    "rabbitmq",
+    "web",
+    "worker",
+    "onboarding-worker",
+    "mailpit",
+    "directory",
+}
 ALLOWED_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Environment keys whose values are secrets: they must come from the environment.
 SECRET_KEY_PATTERN = re.compile(r"SECRET|PASSWORD|PASS$|TOKEN|BASIC_AUTH")
@@ -144,11 +156,12 @@ def test_servers_and_broker_and_database_have_healthchecks(services):
     assert "/accounts/login/" in healthcheck_text(services["web"])
 
 
-def test_worker_healthcheck_pings_its_own_node_with_escaped_hostname(services):
+@pytest.mark.parametrize("name", sorted(WORKER_SERVICES))
+def test_worker_healthcheck_pings_its_own_node_with_escaped_hostname(services, name):
     """Compose would interpolate a single ``$HOSTNAME`` itself (to nothing)."""
-    healthcheck = services["worker"]["healthcheck"]["test"]
+    healthcheck = services[name]["healthcheck"]["test"]
     assert healthcheck[0] == "CMD-SHELL", "needs a shell to expand $HOSTNAME"
-    text = healthcheck_text(services["worker"])
+    text = healthcheck_text(services[name])
     assert "celery -A portal inspect ping" in text
     assert "celery@$$HOSTNAME" in text
     assert not re.search(r"(?<!\$)\$HOSTNAME", text.replace("$$HOSTNAME", ""))
@@ -208,26 +221,57 @@ def test_celery_commands_load_the_portal_app(services):
     assert isinstance(portal.celery_app, Celery)
 
 
-def test_workers_consume_every_subscribers_queue_and_only_those(services):
-    """Each subscriber's queue is consumed by a worker service: one that
-    names it with --queues, or one that names none (it takes them all)."""
-    from portal.messaging.subscriptions import subscriptions
+def _portal_task_queues() -> set[str]:
+    """Every subscriber's task queue of the portal as deployed: the app's
+    (onboarding's too, switched off in the tests), less the tests' own."""
     from portal.testing.subscriber_app.subscriptions import AUDIT
+    from tests.onboarding.conftest import ONBOARDING_SUBSCRIPTIONS
 
-    declared = {s.queue for s in subscriptions() if s.name != AUDIT.name}
-    consumed: set[str] = set()
-    workers = [
-        svc
-        for svc in services.values()
-        if argv(svc)[:4] == ["celery", "-A", "portal", "worker"]
-    ]
-    assert workers
-    for svc in workers:
-        queues = option(argv(svc), "--queues", "-Q")
-        named = set(queues.split(",")) if queues else declared
-        assert named <= declared, f"a worker consumes {named - declared}"
-        consumed |= named
-    assert consumed == declared
+    portal = importlib.import_module("portal")
+    declared = {queue.name for queue in portal.celery_app.conf.task_queues}
+    return (declared | {s.queue for s in ONBOARDING_SUBSCRIPTIONS}) - {AUDIT.queue}
+
+
+@pytest.mark.parametrize("name", sorted(WORKER_SERVICES))
+def test_worker_consumes_only_queues_the_app_declares(services, name):
+    args = argv(services[name])
+    assert args[:4] == ["celery", "-A", "portal", "worker"]
+    queues = option(args, "--queues", "-Q")
+    assert queues, "the worker must name its queues"
+    declared = _portal_task_queues()
+    for queue in queues.split(","):
+        assert queue in declared, f"{name} consumes {queue!r}, app declares {declared}"
+
+
+def test_every_subscriber_queue_has_a_worker_and_onboarding_its_own(services):
+    """No subscriber's messages pile up unconsumed; the slow outside
+    services (mail, directory) never take the feed's worker processes."""
+    consumed = {
+        name: set(option(argv(services[name]), "--queues", "-Q").split(","))
+        for name in WORKER_SERVICES
+    }
+    assert set().union(*consumed.values()) == _portal_task_queues()
+    assert consumed["onboarding-worker"] == {"onboarding_mail", "onboarding_accounts"}
+    assert not consumed["worker"] & consumed["onboarding-worker"]
+
+
+def test_onboarding_reaches_the_mail_catcher_and_the_stand_in_directory(services):
+    env = environment(services["onboarding-worker"])
+    assert unset_value(env["EMAIL_URL"]) == "smtp://mailpit:1025"
+    assert unset_value(env["ONBOARDING_DIRECTORY_URL"]) == "http://directory:8765"
+    depends = services["onboarding-worker"]["depends_on"]
+    assert depends["mailpit"]["condition"] == "service_healthy"
+    assert depends["directory"]["condition"] == "service_healthy"
+    # Mailpit's web UI is published (on loopback); its SMTP port is internal.
+    assert services["mailpit"]["image"].startswith("axllent/mailpit:")
+    assert any(str(p).endswith(":8025") for p in services["mailpit"]["ports"])
+    # The stand-in directory is examples/directory_service.py on port 8765.
+    args = argv(services["directory"])
+    assert args[:2] == ["python", "examples/directory_service.py"]
+    assert (ROOT / args[1]).is_file()
+    assert option(args, "--port") == "8765"
+    assert option(args, "--host") == "0.0.0.0"
+    assert "8765/health" in healthcheck_text(services["directory"])
 
 
 # --- Configuration and secrets -------------------------------------------------

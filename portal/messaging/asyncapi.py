@@ -227,6 +227,10 @@ _SAMPLES: dict[str, Any] = {
 def _sample(name: str, schema: dict[str, Any]) -> Any:
     if name in _SAMPLES:
         return _SAMPLES[name]
+    if "enum" in schema or "const" in schema:
+        return schema.get("enum", [schema.get("const")])[0]
+    if schema.get("type") == "array":
+        return [_sample(name, schema.get("items", {}))]
     kinds = {s.get("type") for s in schema.get("anyOf", [schema])}
     return 1 if "integer" in kinds else "text"
 
@@ -317,7 +321,8 @@ def events_markdown() -> str:
             f"`{s['task']}` | `{s['queue']}` | "
             f"{', '.join(f'{d:g}' for d in s['retryDelaysSeconds'])} | "
             f"{s['deliveryLimit']} |"
-            for s in subscribers_description()
+            # By name: the same table whatever order the apps registered in.
+            for s in sorted(subscribers_description(), key=lambda s: s["name"])
         ],
         "",
         "## Envelope",

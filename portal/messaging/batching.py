@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 class BatchingConsumerStep(bootsteps.ConsumerStep):
-    requires = ("portal.messaging.bootsteps:DeclareTopology",)
+    requires = ("celery.worker.consumer.connection:Connection",)
     tick = 0.2
     max_backoff = 30.0
 

@@ -1,28 +1,14 @@
-"""Worker bootsteps: the topology the worker relies on, and its extra consumers."""
+"""Worker bootsteps: the consumers a worker runs besides its tasks.
+
+(The topology they rely on is declared as the worker connects:
+``task_consumer.TaskConsumer.connect``.)"""
 
 import logging
 
-from celery import bootsteps
-
-from . import topology
 from .dead_letter_intake import DeadLetterConsumerStep
 from .ingest import IngestConsumerStep
 
 logger = logging.getLogger(__name__)
-
-
-class DeclareTopology(bootsteps.StartStopStep):
-    """Declare every subscription's queues and dead-letter queues before
-    consuming, so nothing a queue dead-letters is dropped for want of a
-    bound queue, and ``portal.broadcast`` for outside subscribers."""
-
-    requires = {"celery.worker.consumer.connection:Connection"}
-
-    def start(self, c) -> None:
-        topology.declare(c.connection)
-        if _on_rabbitmq(c):
-            topology.declare_ingest(c.connection)
-            topology.declare_broadcast(c.connection)
 
 
 def _on_rabbitmq(c) -> bool:

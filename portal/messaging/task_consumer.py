@@ -4,23 +4,25 @@ changes.
 * An oversized, non-JSON or malformed task message is rejected (to its
   queue's dead-letter queue) before Celery parses it, instead of being
   handed to a pool process to fail there, or acked and lost.
-* The task queues are declared by ``bootsteps.DeclareTopology`` before the
-  task consumer starts, which only consumes them (``no_declare``): a queue
-  declared earlier with other arguments is used as it is and reported
-  (``manage.py messaging_queues``), instead of crashing the worker.
+* The topology is declared as soon as the worker connects
+  (``topology.declare_worker_topology``), before any step consumes; the task
+  consumer only consumes (``no_declare``), so a queue declared earlier with
+  other arguments is used as it is and reported (``manage.py
+  messaging_queues``), instead of crashing the worker.
 * Native delayed delivery is set up on the first broker of the URL list that
   answers (``ClusterDelayedDelivery``).
 """
 
 import logging
+import time
 
 from celery.worker.consumer import Consumer
 from celery.worker.consumer.delayed_delivery import DelayedDelivery
-from celery.worker.consumer.tasks import Tasks as CeleryTasks
 from kombu.utils.url import maybe_sanitize_url
 
 from .amqp_messages import content_type_of
 from .subscriptions import subscription_for_task
+from .topology import declare_worker_topology
 
 logger = logging.getLogger(__name__)
 
@@ -35,36 +37,34 @@ class ClusterDelayedDelivery(DelayedDelivery):
     about 17 s). This one stops at the first that succeeds.
     """
 
+    rounds = 3
+
     def start(self, c) -> None:
         app = c.app
         self._validate_configuration(app)
         urls = self._validate_broker_urls(app.conf.broker_url)
-        for url in urls:
-            try:
-                self._setup_delayed_delivery(c, url)
-            except Exception as exc:  # noqa: BLE001 - the next node may answer
-                logger.warning(
-                    "Delayed delivery set-up failed on %s (%s); trying the next",
-                    maybe_sanitize_url(url),
-                    exc,
-                )
-            else:
-                return
+        for attempt in range(self.rounds):
+            if attempt:
+                time.sleep(attempt)
+            for url in urls:
+                try:
+                    self._setup_delayed_delivery(c, url)
+                except Exception as exc:  # noqa: BLE001 - the next node may answer
+                    logger.warning(
+                        "Delayed delivery set-up failed on %s (%s); trying the next",
+                        maybe_sanitize_url(url),
+                        exc,
+                    )
+                else:
+                    return
         logger.critical(
             "Delayed delivery could not be set up on any broker: retries will "
             "not be held by RabbitMQ until a worker restarts with one reachable"
         )
 
 
-class Tasks(CeleryTasks):
-    """Celery's task consumer, started once the topology is declared."""
-
-    requires = (*CeleryTasks.requires, "portal.messaging.bootsteps:DeclareTopology")
-
-
 def _step(name: str) -> str:
     replacements = {
-        "celery.worker.consumer.tasks:Tasks": f"{__name__}:Tasks",
         "celery.worker.consumer.delayed_delivery:DelayedDelivery": (
             f"{__name__}:ClusterDelayedDelivery"
         ),
@@ -75,6 +75,13 @@ def _step(name: str) -> str:
 class TaskConsumer(Consumer):
     class Blueprint(Consumer.Blueprint):
         default_steps = [_step(name) for name in Consumer.Blueprint.default_steps]
+
+    def connect(self):
+        """Connect, and declare the topology before any step consumes: every
+        step that uses the connection starts after this."""
+        connection = super().connect()
+        declare_worker_topology(connection)
+        return connection
 
     def create_task_handler(self, *args, **kwargs):
         handle = super().create_task_handler(*args, **kwargs)

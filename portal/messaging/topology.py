@@ -236,3 +236,13 @@ def declare_broadcast(connection) -> None:
     finally:
         with contextlib.suppress(Exception):
             channel.close()
+
+
+def declare_worker_topology(connection) -> None:
+    """What a worker relies on, declared when it connects: every
+    subscription's queues, and on RabbitMQ the ingest queue and the
+    broadcast exchange (the embedded broker has neither)."""
+    declare(connection)
+    if connection.transport.driver_type == "amqp":
+        declare_ingest(connection)
+        declare_broadcast(connection)

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "registrar",
     "feed",
     "accounts",
+    "onboarding",
     # More apps, e.g. ones that declare subscribers of their own.
     *env.list("PORTAL_EXTRA_APPS", default=[]),
 ]
@@ -362,3 +363,38 @@ MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=256 * 1024)
 FEED_TASK_MAX_BYTES = env.int("FEED_TASK_MAX_BYTES", default=1024 * 1024)
 # Broker waits of the publishers (confirms, a blocked connection), in seconds.
 OUTBOX_PUBLISH_TIMEOUT = env.float("OUTBOX_PUBLISH_TIMEOUT", default=10.0)
+
+# --- Onboarding ----------------------------------------------------------------
+
+# The welcome mail and the directory account of every new employee, each on
+# its own subscriber queue (onboarding/). Off: nothing is routed to them and
+# the registrar tracks no onboarding status.
+ONBOARDING_ENABLED = env.bool("ONBOARDING_ENABLED", default=True)
+# Where the welcome mail points the new employee to.
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000/")
+# A "sending" mail older than this is taken for a sender that died mid-send:
+# "uncertain", never sent again automatically (smtplib's EMAIL_TIMEOUT bounds
+# each step of the conversation).
+ONBOARDING_MAIL_SENDING_TIMEOUT = env.float(
+    "ONBOARDING_MAIL_SENDING_TIMEOUT", default=max(60.0, 7 * EMAIL_TIMEOUT)
+)
+# The directory service; `make run` starts examples/directory_service.py on
+# ONBOARDING_DIRECTORY_PORT as a stand-in.
+ONBOARDING_DIRECTORY_URL = env.str(
+    "ONBOARDING_DIRECTORY_URL",
+    default=f"http://127.0.0.1:{env.int('ONBOARDING_DIRECTORY_PORT', default=8765)}",
+)
+ONBOARDING_DIRECTORY_CONNECT_TIMEOUT = env.float(
+    "ONBOARDING_DIRECTORY_CONNECT_TIMEOUT", default=2.0
+)
+ONBOARDING_DIRECTORY_READ_TIMEOUT = env.float(
+    "ONBOARDING_DIRECTORY_READ_TIMEOUT", default=5.0
+)
+# Calls per second to the directory, all workers together; 0: no limit.
+ONBOARDING_DIRECTORY_RATE_LIMIT = env.int("ONBOARDING_DIRECTORY_RATE_LIMIT", default=50)
+# The circuit breaker (onboarding/breaker.py): open after this many
+# consecutive failures, try one call again after this many seconds.
+ONBOARDING_BREAKER_FAIL_MAX = env.int("ONBOARDING_BREAKER_FAIL_MAX", default=5)
+ONBOARDING_BREAKER_RESET_SECONDS = env.float(
+    "ONBOARDING_BREAKER_RESET_SECONDS", default=10.0
+)

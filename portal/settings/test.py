@@ -1,5 +1,7 @@
 """Settings for the test suite: the base settings plus fast, quiet defaults."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import INSTALLED_APPS, env
 
@@ -11,6 +13,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Onboarding is off unless a test turns it on (tests/onboarding/): the other
+# suites count their subscribers' deliveries exactly. Set in the environment
+# too, so the workers the tests start inherit it.
+os.environ.setdefault("ONBOARDING_ENABLED", "0")
+ONBOARDING_ENABLED = env.bool("ONBOARDING_ENABLED")
+
 # Tests decide per case how the outbox publishes; nothing leaves by default.
 OUTBOX_PUBLISH_MODE = env.str("OUTBOX_PUBLISH_MODE", default="off")
 # Threads that publish in the background must not keep connections to the

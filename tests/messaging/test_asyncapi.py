@@ -17,11 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def portal_subscribers_only() -> Iterator[None]:
-    """The registry as the portal has it, without the tests' own subscriber."""
+    """The registry as the portal has it, without the tests' own subscriber
+    and with onboarding's (switched off in the tests unless asked for)."""
+    from tests.onboarding.conftest import ONBOARDING_SUBSCRIPTIONS
+
     subscriptions.subscription_unregister(AUDIT.name)
+    for subscription in ONBOARDING_SUBSCRIPTIONS:
+        subscriptions.subscription_register(subscription)
     try:
         yield
     finally:
+        for subscription in ONBOARDING_SUBSCRIPTIONS:
+            subscriptions.subscription_unregister(subscription.name)
         subscriptions.subscription_register(AUDIT)
 
 

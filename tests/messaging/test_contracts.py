@@ -138,6 +138,23 @@ def test_the_one_pass_validation_gives_the_same_event_for_every_type():
             "to_name": "B",
             "message": "Thanks!",
         },
+        # Onboarding's replies and HR's retry.
+        "employee.welcome_sent": {
+            "employee_id": 1,
+            "email": "a@x",
+            "message_id": "<m>",
+        },
+        "employee.account_provisioned": {"employee_id": 1, "account_id": "acct-1"},
+        "employee.onboarding_failed": {
+            "employee_id": 1,
+            "step": "account",
+            "reason": "refused",
+        },
+        "employee.onboarding_retry_requested": {
+            "employee_id": 1,
+            "full_name": "Anna",
+            "steps": ["account"],
+        },
     }
     assert set(samples) == {type_ for type_, _ in EVENT_TYPES}
     for type_, data in samples.items():

@@ -1,0 +1,1 @@
+from tests.onboarding.conftest import onboarding_enabled  # noqa: F401 - a fixture
