@@ -35,7 +35,7 @@ from registrar.models import Employee
 
 from .contracts import THANKS_MAX_LENGTH, THANKS_SENT
 from .models import FeedEvent, Reaction, Thanks
-from .rendering import department_of, render_text
+from .rendering import department_id_of, department_of, render_text
 from .subscriptions import FEED
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def _feed_event(event: Event) -> dict[str, Any]:
         text=render_text(env.type, data),
         # The contract allows longer names than the feed's filter column.
         department=department_of(env.type, data)[:_DEPARTMENT_MAX],
+        department_id=department_id_of(env.type, data),
         traceparent=env.traceparent or "",
     )
 
@@ -217,11 +218,12 @@ _INSERT_COLUMNS = (
     "data",
     "text",
     "department",
+    "department_id",
     "traceparent",
 )
 
 
-_RECORD_TYPES = {"time": "timestamptz", "data": "jsonb"}
+_RECORD_TYPES = {"time": "timestamptz", "data": "jsonb", "department_id": "bigint"}
 
 
 def _feed_events_insert(
@@ -367,10 +369,13 @@ def thanks_send(
         data={
             "from_employee_id": from_employee.pk,
             "from_name": from_employee.full_name,
+            "from_department_id": from_employee.department_id,
             "to_employee_id": to_employee.pk,
             "to_name": to_employee.full_name,
+            "to_department_id": to_employee.department_id,
             "message": message,
         },
+        version=2,
     )
     return thanks
 
