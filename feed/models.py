@@ -11,7 +11,18 @@ class FeedEvent(models.Model):
     time = models.DateTimeField(help_text="When it happened (the CloudEvent time).")
     data = models.JSONField()
     text = models.TextField(help_text="The sentence shown on the feed.")
-    department = models.CharField(max_length=120, blank=True, default="")
+    department = models.CharField(
+        max_length=120,
+        blank=True,
+        default="",
+        help_text="The department's name when it happened (display only).",
+    )
+    department_id = models.BigIntegerField(
+        "department id",
+        null=True,
+        blank=True,
+        help_text="The registrar's department the event concerns (filters).",
+    )
     traceparent = models.CharField(max_length=55, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True)
 
@@ -32,7 +43,8 @@ class FeedEvent(models.Model):
                 fields=["type", "-time", "-id"], name="feed_event_type_time_idx"
             ),
             models.Index(
-                fields=["department", "-time", "-id"], name="feed_event_dept_time_idx"
+                fields=["department_id", "-time", "-id"],
+                name="feed_event_deptid_time_idx",
             ),
             models.Index(fields=["received_at"], name="feed_event_received_idx"),
         ]

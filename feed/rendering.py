@@ -37,7 +37,8 @@ def render_text(event_type: str, data: Mapping[str, Any]) -> str:
 
 
 def department_of(event_type: str, data: Mapping[str, Any]) -> str:
-    """The department an event concerns, for filtering (empty if none)."""
+    """The name of the department an event concerns when it happened, for
+    display (empty if the event does not say)."""
     if event_type == EMPLOYEE_REGISTERED:
         return data["department"]
     if event_type == DEPARTMENT_RENAMED:
@@ -45,11 +46,22 @@ def department_of(event_type: str, data: Mapping[str, Any]) -> str:
     return ""
 
 
+def department_id_of(event_type: str, data: Mapping[str, Any]) -> int | None:
+    """The id of the department an event concerns, for filtering: v2 events
+    of the registrar carry it, thanks the recipient's, a rename its own;
+    None when the event does not say (a v1 event no upcaster could turn)."""
+    if event_type == THANKS_SENT:
+        value = data.get("to_department_id")
+    else:
+        value = data.get("department_id")
+    return value if isinstance(value, int) else None
+
+
 _LABELS = {
     EMPLOYEE_REGISTERED: "Joined",
     EMPLOYEE_POSITION_CHANGED: "New position",
-    TEAM_MEMBER_JOINED: "Team change",
-    TEAM_MEMBER_LEFT: "Team change",
+    TEAM_MEMBER_JOINED: "Joined a team",
+    TEAM_MEMBER_LEFT: "Left a team",
     DEPARTMENT_RENAMED: "Department renamed",
     THANKS_SENT: "Thanks",
 }

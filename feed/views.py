@@ -9,31 +9,40 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.roles import is_hr, staff_member_required
-from registrar.selectors import department_name_list, employee_for_user
+from registrar.selectors import department_choice_list, employee_for_user
 
 from .forms import ThanksForm
 from .models import FeedEvent
 from .rendering import EVENT_TYPES, type_label
-from .selectors import InvalidCursor, feed_arrived_since, feed_newest_id, feed_page
+from .selectors import (
+    MAX_ID,
+    BadFilter,
+    InvalidCursor,
+    feed_arrived_since,
+    feed_department_filter,
+    feed_newest_id,
+    feed_page,
+)
 from .services import FeedError, reaction_toggle, thanks_send
 
 
-class BadFilter(ValueError):
-    """A filter no event can match and the database cannot even compare."""
-
-
-def _filters(request) -> dict[str, str]:
-    filters = {
-        "event_type": request.GET.get("type", "").strip(),
-        "department": request.GET.get("department", "").strip(),
-    }
-    if any("\x00" in value for value in filters.values()):
+def _filters(request) -> dict:
+    """The page's filters as the selectors take them: ``event_type`` and
+    ``department_id`` (``?department=`` holds an id, or a name from before)."""
+    event_type = request.GET.get("type", "").strip()
+    if "\x00" in event_type:
         raise BadFilter("Filters cannot hold the NUL character.")
-    return filters
+    return {
+        "event_type": event_type,
+        "department_id": feed_department_filter(request.GET.get("department", "")),
+    }
 
 
-# Feed ids are PostgreSQL bigints.
-_MAX_ID = 2**63 - 1
+def _filter_query(filters: dict) -> dict[str, str]:
+    query = {"type": filters["event_type"]}
+    if filters["department_id"] is not None:
+        query["department"] = str(filters["department_id"])
+    return {k: v for k, v in query.items() if v}
 
 
 @require_GET
@@ -51,8 +60,7 @@ def home(request):
         )
     except InvalidCursor:
         return redirect("feed:home")
-    query = {"type": filters["event_type"], "department": filters["department"]}
-    query = {k: v for k, v in query.items() if v}
+    query = _filter_query(filters)
     older_url = (
         f"{reverse('feed:home')}?{urlencode({**query, 'before': next_cursor})}"
         if next_cursor
@@ -70,7 +78,7 @@ def home(request):
         "filters": filters,
         "filter_query": urlencode(query),
         "event_types": [(t, type_label(t)) for t in EVENT_TYPES],
-        "departments": department_name_list(),
+        "departments": department_choice_list(),
         "since_id": newest_id,
         "sender": sender,
         "thanks_form": ThanksForm(sender=sender) if sender else None,
@@ -90,12 +98,15 @@ def arrived(request):
         return HttpResponseBadRequest(str(error))
     except ValueError:
         return HttpResponseBadRequest("since must be an integer")
-    if not 0 <= since_id <= _MAX_ID:
+    if not 0 <= since_id <= MAX_ID:
         return HttpResponseBadRequest("since must be an event id")
-    events = feed_arrived_since(user=request.user, since_id=since_id, **filters)
+    events, newest, more = feed_arrived_since(
+        user=request.user, since_id=since_id, **filters
+    )
     html = render_to_string("feed/_cards.html", {"events": events}, request=request)
-    newest = max([since_id, *(e.pk for e in events)])
-    return JsonResponse({"count": len(events), "html": html, "since": newest})
+    return JsonResponse(
+        {"count": len(events), "html": html, "since": newest, "more": more}
+    )
 
 
 @require_POST

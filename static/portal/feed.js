@@ -95,13 +95,63 @@
 
   if (feed.dataset.live !== "true") return;
   var notice = document.getElementById("new-events");
-  var url = feed.dataset.arrivedUrl;
   var POLL_MS = 3000;
   var shown = 0;
+  // What "new" means: newer than every card the page opened with. An event
+  // that happened earlier but arrived only now (a backlog, a slow service)
+  // is placed where its time puts it, without being announced as new.
+  var firstCard = feed.querySelector(":scope > li[data-time]");
+  var newestAtLoad = firstCard ? cardKey(firstCard) : [-Infinity, 0];
 
+  function cardKey(li) {
+    return [Date.parse(li.dataset.time), Number(li.dataset.id)];
+  }
+  function newer(a, b) {
+    return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+  }
+
+  // Put an arrived card where (time, id) puts it in the newest-first list.
+  // Returns false when it belongs to an older page than the ones shown.
+  function place(li) {
+    var key = cardKey(li);
+    var cards = feed.querySelectorAll(":scope > li[data-time]");
+    for (var i = 0; i < cards.length; i++) {
+      if (newer(key, cardKey(cards[i]))) {
+        feed.insertBefore(li, cards[i]);
+        return true;
+      }
+    }
+    if (document.querySelector("a.older")) return false;
+    feed.append(li);
+    return true;
+  }
+
+  // Cards that reached the feed, as HTML: each placed by its time, once.
+  function receive(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html.trim();
+    var fresh = 0;
+    template.content.querySelectorAll(":scope > li").forEach(function (li) {
+      // Recent arrivals come again (see feed_arrived_since); keep one.
+      if (document.getElementById(li.id)) return;
+      if (!place(li)) return;
+      li.classList.add("fresh");
+      if (newer(cardKey(li), newestAtLoad)) fresh += 1;
+    });
+    var empty = document.getElementById("feed-empty");
+    if (empty && feed.querySelector(":scope > li")) empty.remove();
+    refreshTimes();
+    if (!fresh) return;
+    shown += fresh;
+    notice.textContent = shown === 1 ? "1 new event" : shown + " new events";
+    notice.hidden = false;
+  }
+
+  var url = feed.dataset.arrivedUrl;
   function poll() {
-    if (document.hidden) return schedule();
+    if (document.hidden) return schedule(POLL_MS);
     var sep = url.indexOf("?") === -1 ? "?" : "&";
+    var again = POLL_MS;
     fetch(url + sep + "since=" + encodeURIComponent(feed.dataset.since), {
       credentials: "same-origin",
       headers: { Accept: "application/json" },
@@ -112,31 +162,18 @@
       })
       .then(function (result) {
         feed.dataset.since = result.since;
-        if (!result.count) return;
-        var empty = document.getElementById("feed-empty");
-        if (empty) empty.remove();
-        var template = document.createElement("template");
-        template.innerHTML = result.html.trim();
-        var fresh = 0;
-        template.content.querySelectorAll("li").forEach(function (li) {
-          // Recent arrivals come again (see feed_arrived_since); keep one.
-          if (document.getElementById(li.id)) return li.remove();
-          li.classList.add("fresh");
-          fresh += 1;
-        });
-        if (!fresh) return;
-        feed.prepend(template.content);
-        refreshTimes();
-        shown += fresh;
-        notice.textContent = shown === 1 ? "1 new event" : shown + " new events";
-        notice.hidden = false;
+        // A burst bigger than one answer: read the rest at once.
+        if (result.more) again = 0;
+        if (result.count) receive(result.html);
       })
       .catch(function () {})
-      .finally(schedule);
+      .finally(function () {
+        schedule(again);
+      });
   }
 
-  function schedule() {
-    window.setTimeout(poll, POLL_MS);
+  function schedule(ms) {
+    window.setTimeout(poll, ms);
   }
-  schedule();
+  schedule(POLL_MS);
 })();
