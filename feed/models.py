@@ -23,6 +23,18 @@ class FeedEvent(models.Model):
         blank=True,
         help_text="The registrar's department the event concerns (filters).",
     )
+    employee_id = models.BigIntegerField(
+        "employee id",
+        null=True,
+        blank=True,
+        help_text="Whom the event is about (the one thanked): their profile.",
+    )
+    from_employee_id = models.BigIntegerField(
+        "from employee id",
+        null=True,
+        blank=True,
+        help_text="Who sent the thanks: on their profile too.",
+    )
     traceparent = models.CharField(max_length=55, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True)
 
@@ -47,6 +59,15 @@ class FeedEvent(models.Model):
                 name="feed_event_deptid_time_idx",
             ),
             models.Index(fields=["received_at"], name="feed_event_received_idx"),
+            # A person's timeline (profile pages).
+            models.Index(
+                fields=["employee_id", "-time", "-id"], name="feed_event_person_idx"
+            ),
+            models.Index(
+                fields=["from_employee_id", "-time", "-id"],
+                name="feed_event_sender_idx",
+                condition=models.Q(from_employee_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

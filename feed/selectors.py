@@ -72,11 +72,17 @@ class AmbiguousEventId(LookupError):
 
 
 def feed_events_list(
-    *, event_type: str | None = None, department_id: int | None = None
+    *,
+    event_type: str | None = None,
+    department_id: int | None = None,
+    person_id: int | None = None,
 ) -> QuerySet[FeedEvent]:
     """Feed events newest first by when they happened, optionally filtered by
-    type and by department id (which a rename does not change)."""
+    type, by department id (which a rename does not change) and by person
+    (the events about an employee, and the thanks they sent)."""
     events = FeedEvent.objects.order_by("-time", "-id")
+    if person_id is not None:
+        events = events.filter(Q(employee_id=person_id) | Q(from_employee_id=person_id))
     if event_type:
         events = events.filter(type=event_type)
     if department_id is not None:
@@ -141,6 +147,7 @@ def feed_page(
     before: str | None = None,
     event_type: str | None = None,
     department_id: int | None = None,
+    person_id: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> tuple[list[FeedEvent], str | None]:
     """One page of the feed, newest first by event time, older than ``before``.
@@ -151,7 +158,9 @@ def feed_page(
     ``InvalidCursor`` for a cursor this function did not hand out.
     """
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    events = feed_events_list(event_type=event_type, department_id=department_id)
+    events = feed_events_list(
+        event_type=event_type, department_id=department_id, person_id=person_id
+    )
     if before:
         time, pk = decode_cursor(before)
         events = events.filter(Q(time__lt=time) | Q(time=time, pk__lt=pk))

@@ -1,17 +1,33 @@
 """The feed home page, its live updates, reactions and thanks."""
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
+from django.core.paginator import Paginator
+from django.http import (
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.roles import is_hr, staff_member_required
-from registrar.selectors import department_choice_list, employee_for_user
+from portal.messaging.live import live_enabled
+from portal.roles import is_hr, is_staff_member, staff_member_required
+from registrar.selectors import (
+    department_choice_list,
+    employee_for_user,
+    employee_search,
+    team_list,
+)
 
 from .forms import ThanksForm
+from .live import feed_live_stream
 from .models import FeedEvent
 from .rendering import EVENT_TYPES, type_label
 from .selectors import (
@@ -68,11 +84,14 @@ def home(request):
     )
     if request.GET.get("fragment"):
         # "Older" pressed on a page that is already open: only the cards.
-        html = render_to_string("feed/_cards.html", {"events": events}, request=request)
+        html = render_to_string(
+            "feed/_cards.html", {"events": events, "group": True}, request=request
+        )
         return JsonResponse({"html": html, "older_url": older_url})
     sender = employee_for_user(user=request.user)
     context = {
         "events": events,
+        "group": True,
         "older_url": older_url,
         "is_first_page": not request.GET.get("before"),
         "filters": filters,
@@ -80,11 +99,34 @@ def home(request):
         "event_types": [(t, type_label(t)) for t in EVENT_TYPES],
         "departments": department_choice_list(),
         "since_id": newest_id,
+        # Pushed over Server-Sent Events where an ASGI server and RabbitMQ
+        # carry them; polled otherwise (the embedded default, runserver).
+        "live_push": isinstance(request, ASGIRequest) and live_enabled(),
         "sender": sender,
         "thanks_form": ThanksForm(sender=sender) if sender else None,
         "can_register": is_hr(request.user),
     }
     return render(request, "feed/home.html", context)
+
+
+async def live(request):
+    """The open feed page's stream of new cards and reaction counts
+    (Server-Sent Events; see ``feed.live``). 204 where there is none: the
+    page polls ``arrived`` instead."""
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("Log in first.", status=401)
+    if not await sync_to_async(is_staff_member)(user):
+        return HttpResponse("Staff only.", status=403)
+    try:
+        filters = await sync_to_async(_filters)(request)
+    except BadFilter as error:
+        return HttpResponseBadRequest(str(error))
+    if not live_enabled():
+        return HttpResponse(status=204)
+    return await feed_live_stream(request, filters)
 
 
 @require_GET
@@ -148,3 +190,78 @@ def thank(request):
             )
             return redirect("feed:home")
     return render(request, "feed/thanks.html", {"thanks_form": form}, status=400)
+
+
+# --- People ----------------------------------------------------------------------
+
+PEOPLE_PER_PAGE = 30
+
+
+def _int_or_none(value: str | None) -> int | None:
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
+        return int(value)
+    return None
+
+
+@require_GET
+@login_required
+def people(request):
+    """Everyone at the company: search by name, email or position, and keep
+    one department or team."""
+    query = request.GET.get("q", "").strip()[:200]
+    department_id = _int_or_none(request.GET.get("department"))
+    team_id = _int_or_none(request.GET.get("team"))
+    employees = employee_search(
+        query=query, department_id=department_id, team_id=team_id
+    )
+    page = Paginator(employees, PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
+    filters = {
+        k: v
+        for k, v in {"q": query, "department": department_id, "team": team_id}.items()
+        if v not in ("", None)
+    }
+    context = {
+        "page": page,
+        "query": query,
+        "department_id": department_id,
+        "team_id": team_id,
+        "departments": department_choice_list(),
+        "teams": team_list(),
+        "filter_query": urlencode(filters),
+    }
+    return render(request, "feed/people.html", context)
+
+
+@require_GET
+@login_required
+def person(request, pk: int):
+    """One person: position, department, team, since when, and their own
+    timeline of feed events; HR also finds the registrar actions here."""
+    employee = get_object_or_404(employee_search(), pk=pk)
+    try:
+        events, next_cursor = feed_page(
+            user=request.user,
+            before=request.GET.get("before") or None,
+            person_id=employee.pk,
+            limit=PEOPLE_TIMELINE_SIZE,
+        )
+    except InvalidCursor:
+        return redirect("feed:person", pk=pk)
+    older_url = (
+        f"{reverse('feed:person', args=[pk])}?{urlencode({'before': next_cursor})}"
+        if next_cursor
+        else None
+    )
+    context = {
+        "employee": employee,
+        "events": events,
+        "older_url": older_url,
+        "is_first_page": not request.GET.get("before"),
+        "can_change": is_hr(request.user),
+        "is_me": employee.user_id is not None and employee.user_id == request.user.pk,
+    }
+    return render(request, "feed/person.html", context)
+
+
+PEOPLE_TIMELINE_SIZE = 20

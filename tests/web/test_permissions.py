@@ -130,6 +130,13 @@ def test_csrf_is_enforced(staff_user):
 def test_top_bar_links_follow_the_role(as_role, settings, role, links):
     settings.FLOWER_URL = "http://flower.example/"
     html = as_role(role).get(reverse("feed:home")).content.decode()
-    nav = html.split("<nav>")[1].split("</nav>")[0]
+    nav = html.split('<nav id="main-nav"')[1].split("</nav>")[0]
     for link in ("Employees", "Register", "Admin", "Flower"):
         assert (f">{link}</a>" in nav) == (link in links), link
+    assert ">People</a>" in nav
+
+
+def test_the_flower_link_shows_only_when_flower_is_configured(as_role, settings):
+    settings.FLOWER_URL = ""
+    html = as_role("admin").get(reverse("feed:home")).content.decode()
+    assert ">Flower</a>" not in html
