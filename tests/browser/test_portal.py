@@ -123,7 +123,7 @@ def test_staff_sends_thanks_and_sees_it_in_the_feed(
     department_rename(department=company["finance"], name="Finance & Accounting")
     wait_for(_feed_has("Finance was renamed"))
     page = login(browser_context, live_stack.url, "staff", PASSWORD)
-    page.select_option("select[name=to_employee]", label="Olga Smirnova")
+    page.select_option("select[name=to_employee]", label="Olga Smirnova — Platform")
     page.fill("textarea[name=message]", "for the lovely onboarding deck")
     page.click(".thanks-form button[type=submit]")
     page.wait_for_selector(".flash-success")
