@@ -8,10 +8,8 @@ from django.utils import timezone
 
 from feed.rendering import CardGroup, cards_grouped, names_sentence
 from feed.selectors import feed_page
-from feed.services import thanks_send
 from registrar.services import (
     department_create,
-    employee_change_position,
     employee_register,
     team_create,
 )
@@ -76,19 +74,18 @@ def test_a_profile_shows_the_person_and_their_own_timeline(as_role, staff_user):
     response = staff.get(reverse("feed:person", args=[anna.pk]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert [e.text for e in response.context["events"]] == [
-        "Anna thanked Olga: hi",
-        "Anna joined",
-    ] or {e.text for e in response.context["events"]} == {
+    assert {e.text for e in response.context["events"]} == {
         "Anna thanked Olga: hi",
         "Anna joined",
     }
-    assert "Platform" in html and "Core" in html and "Dev" in html
+    for fact in ("Platform", "Core", "Dev"):
+        assert fact in html
     assert str(anna.hired_on.year) in html
     assert "Change position" not in html
     # HR sees the registrar's actions on the same page.
     hr_html = as_role("hr").get(reverse("feed:person", args=[anna.pk])).content
-    assert b"Change position" in hr_html and b"Move to team" in hr_html
+    assert b"Change position" in hr_html
+    assert b"Move to team" in hr_html
     assert staff.get(reverse("feed:person", args=[10**9])).status_code == 404
 
 
@@ -112,12 +109,17 @@ def test_names_on_the_portals_cards_link_to_profiles(as_role):
 
 def test_the_timeline_selector_finds_both_sides_of_thanks():
     anna, ivan = EmployeeFactory(), EmployeeFactory()
-    employee_change_position(employee=anna, position="Lead")
-    thanks_send(from_employee=anna, to_employee=ivan, message="thanks")
     FeedEventFactory(employee_id=anna.pk)
-    FeedEventFactory(employee_id=ivan.pk, from_employee_id=anna.pk, type="thanks.sent",
-                     data={"from_employee_id": anna.pk, "from_name": "A",
-                           "to_employee_id": ivan.pk, "to_name": "I", "message": "m"})  # fmt: skip
+    thanks = {
+        "from_employee_id": anna.pk,
+        "from_name": "A",
+        "to_employee_id": ivan.pk,
+        "to_name": "I",
+        "message": "m",
+    }
+    FeedEventFactory(
+        employee_id=ivan.pk, from_employee_id=anna.pk, type="thanks.sent", data=thanks
+    )
     FeedEventFactory(employee_id=ivan.pk)
     mine, _ = feed_page(person_id=anna.pk)
     assert len(mine) == 2
