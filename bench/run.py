@@ -837,7 +837,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: registration,c2v,throughput,reads",
+        help="comma-separated sections to skip: "
+        "registration,c2v,throughput,reads,live",
     )
     parser.add_argument(
         "--render-only",
@@ -905,6 +906,10 @@ def main() -> None:
                 report, sizes["feed_events"], sizes["employees"], sizes["read_samples"]
             )
             service_at_scale(report, 5 if q else 20)
+        if "live" not in skip:
+            from bench.live import measure_live
+
+            report.live = measure_live(clients=50 if q else 200, events=20 if q else 50)
     finally:
         rss.close()
         report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}
@@ -915,6 +920,11 @@ def main() -> None:
     # `python -m bench.run --render-only`.
     (LOGS / f"{name}.pickle").write_bytes(pickle.dumps(report))
     report.write(RESULTS, name)
+    if getattr(report, "live", None):
+        from bench.live import results_section
+
+        with open(RESULTS / f"{name}.md", "a") as results:
+            results.write(results_section(report.live))
     log(f"Done in {report.seconds:.0f}s: {RESULTS / (name + '.md')}")
 
 

@@ -1,10 +1,13 @@
 """The feed home page, its live updates, reactions and thanks."""
 
+import asyncio
+
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
+from django.db import connection
 from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
@@ -109,21 +112,49 @@ def home(request):
     return render(request, "feed/home.html", context)
 
 
+def _stream_access(request) -> tuple[int, dict | None]:
+    """(HTTP status, filters) for a stream request: 401 without a login,
+    403 without the role, 400 for a bad filter, else 200 and its filters.
+
+    Runs in one thread and gives its database connection back before
+    returning: the stream then stays open for as long as the page does
+    without holding a connection.
+    """
+    try:
+        user = request.user
+        if not user.is_authenticated:
+            return 401, None
+        if not is_staff_member(user):
+            return 403, None
+        return 200, _filters(request)
+    except BadFilter:
+        return 400, None
+    finally:
+        connection.close()
+
+
+# Streams opening at once check their logins this many at a time: each check
+# borrows a database connection for a moment, and a burst of pages opening
+# (a web process restarted under hundreds of open tabs) must not take more
+# than the database allows.
+STREAM_CHECKS_AT_ONCE = 8
+_stream_checks: asyncio.Semaphore | None = None
+
+
 async def live(request):
     """The open feed page's stream of new cards and reaction counts
     (Server-Sent Events; see ``feed.live``). 204 where there is none: the
     page polls ``arrived`` instead."""
     if request.method != "GET":
         return HttpResponseNotAllowed(["GET"])
-    user = await request.auser()
-    if not user.is_authenticated:
-        return HttpResponse("Log in first.", status=401)
-    if not await sync_to_async(is_staff_member)(user):
-        return HttpResponse("Staff only.", status=403)
-    try:
-        filters = await sync_to_async(_filters)(request)
-    except BadFilter as error:
-        return HttpResponseBadRequest(str(error))
+    global _stream_checks
+    if _stream_checks is None:
+        _stream_checks = asyncio.Semaphore(STREAM_CHECKS_AT_ONCE)
+    async with _stream_checks:
+        # In the request's own thread, like the middleware before it.
+        status, filters = await sync_to_async(_stream_access)(request)
+    if status != 200:
+        return HttpResponse(status=status)
     if not live_enabled():
         return HttpResponse(status=204)
     return await feed_live_stream(request, filters)
