@@ -206,7 +206,8 @@
     var template = document.createElement("template");
     template.innerHTML = html.trim();
     var fresh = 0;
-    template.content.querySelectorAll(":scope > li").forEach(function (li) {
+    // The fragment's own items (":scope" selects nothing in a fragment).
+    Array.prototype.slice.call(template.content.children).forEach(function (li) {
       // Recent arrivals come again (see feed_arrived_since); keep one.
       if (document.getElementById(li.id)) return;
       if (!joinGroup(li) && !place(li, feed, false)) return;
