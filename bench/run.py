@@ -837,8 +837,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: "
-        "registration,c2v,throughput,reads,live",
+        help="comma-separated sections to skip: registration,c2v,throughput,reads,live",
     )
     parser.add_argument(
         "--render-only",
