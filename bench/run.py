@@ -582,7 +582,6 @@ def bench_consumers(
     truncate("feed_feedevent")
     purge_queues()
     import pika
-
     from portal.messaging.publisher import task_message_groups
 
     connection, channel = broker_channel()
