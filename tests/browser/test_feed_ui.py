@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from bench.live import _free_port, wait_listening, web_server
-from feed.models import FeedEvent
+from feed.models import FeedEvent, Reaction
+from portal.messaging.models import LoggedEvent
 from portal.roles import HR_GROUP, STAFF_GROUP
 from registrar.services import (
     department_create,
@@ -322,6 +323,32 @@ def test_an_aggregated_card_expands(live_stack, browser_context, staff, company)
         "() => document.querySelector('#feed > li.group .like-total')"
         ".textContent === '1'"
     )
+    page.screenshot(path=str(SCREENSHOTS / "feed-grouped.png"), full_page=False)
+
+
+def test_the_demo_company_reads_as_a_living_feed(
+    live_stack, browser_context, settings, tmp_path
+):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", employees=30, events=60, stdout=StringIO())
+    logged = LoggedEvent.objects.count()
+    wait_for(
+        lambda: FeedEvent.objects.count() == logged,
+        what="every demo event on the feed",
+        timeout=60,
+    )
+    call_command("seed_demo", stdout=StringIO())  # reactions, now that it has events
+    password = (tmp_path / "demo-credentials.txt").read_text().strip()
+    page = login(browser_context, live_stack.url, "staff", password)
+    first_screen = page.inner_text("#feed")
+    # Several kinds of news from several people, spread over time, with
+    # reactions from several colleagues.
+    kinds = page.eval_on_selector_all(
+        "#feed > li .badge", "items => new Set(items.map(i => i.textContent)).size"
+    )
+    assert kinds >= 3
+    assert Reaction.objects.values("user").distinct().count() >= 4
+    assert "days ago" in first_screen or "day ago" in first_screen
     page.screenshot(path=str(SCREENSHOTS / "feed.png"), full_page=False)
 
 

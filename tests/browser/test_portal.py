@@ -132,7 +132,7 @@ def test_staff_sends_thanks_and_sees_it_in_the_feed(
     page.wait_for_selector(f".event:has-text('{sentence}')", timeout=30_000)
     page.locator(".event", has_text=sentence).locator("button[data-kind=fire]").click()
     page.wait_for_selector(".event.event-thanks-sent button.reaction.active")
-    page.screenshot(path=str(SCREENSHOTS / "feed.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "feed-thanks.png"), full_page=True)
 
 
 def test_staff_cannot_open_registrar_pages(live_stack, browser_context, staff):

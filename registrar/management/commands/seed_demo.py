@@ -224,13 +224,18 @@ class Command(BaseCommand):
             if employee is None:
                 department_obj = Department.objects.filter(name=department).first()
                 department_obj = department_obj or department_create(name=department)
-                employee = employee_register(
-                    full_name=name,
-                    email=f"{username}@example.com",
-                    position=position,
-                    department=department_obj,
-                    team=department_obj.teams.first(),
-                )
+                # Here from the start of the demo's history, like the others.
+                start = timezone.now().date() - datetime.timedelta(days=HISTORY_DAYS)
+                moment = working_moment(random.Random(username), start)
+                with event_log_backdated(moment):
+                    employee = employee_register(
+                        full_name=name,
+                        email=f"{username}@example.com",
+                        position=position,
+                        department=department_obj,
+                        team=department_obj.teams.first(),
+                        hired_on=moment.date(),
+                    )
             if employee.user_id is None:
                 employee_link_user(employee=employee, user=user)
 
