@@ -122,6 +122,28 @@ def _wanted(card: dict[str, Any], filters: dict[str, Any]) -> bool:
     return department_id is None or card["department_id"] == department_id
 
 
+def _cards_message(item: dict[str, Any], filters: dict[str, Any]) -> bytes:
+    """The ``cards`` message for streams with these filters, encoded once
+    per batch and filter (every stream shares the batch's ``item``)."""
+    key = (filters["event_type"], filters["department_id"])
+    encoded = item.setdefault("encoded", {})
+    if key not in encoded:
+        cards = [c for c in item["cards"] if _wanted(c, filters)]
+        encoded[key] = (
+            _sse(
+                "cards",
+                {
+                    "html": "".join(c["html"] for c in cards),
+                    "ids": [c["id"] for c in cards],
+                    "applied_at": item.get("applied_at"),
+                },
+            )
+            if cards
+            else b""
+        )
+    return encoded[key]
+
+
 async def feed_live_stream(request: HttpRequest, filters: dict[str, Any]):
     """The stream of one open page: ``cards`` (HTML of the new cards its
     filters want), ``reactions`` (an event's counts) and ``resync`` (catch up
@@ -144,25 +166,19 @@ async def feed_live_stream(request: HttpRequest, filters: dict[str, Any]):
                 yield _sse("ready", {})
             while True:
                 try:
-                    item = await asyncio.wait_for(
-                        listener.get(), timeout=KEEPALIVE_SECONDS
-                    )
+                    # asyncio.timeout, not wait_for: no task per wait, which
+                    # counts when hundreds of streams wake for each batch.
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        item = await listener.get()
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
                 if item is LIVE_RESYNC:
                     yield _sse("resync", {})
                 elif item["kind"] == "cards":
-                    cards = [c for c in item["cards"] if _wanted(c, filters)]
-                    if cards:
-                        yield _sse(
-                            "cards",
-                            {
-                                "html": "".join(c["html"] for c in cards),
-                                "ids": [c["id"] for c in cards],
-                                "applied_at": item.get("applied_at"),
-                            },
-                        )
+                    message = _cards_message(item, filters)
+                    if message:
+                        yield message
                 elif item["kind"] == "reactions":
                     yield _sse(
                         "reactions", {"id": item["id"], "counts": item["counts"]}
