@@ -3,9 +3,9 @@
 import asyncio
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import (
@@ -104,7 +104,7 @@ def home(request):
         "since_id": newest_id,
         # Pushed over Server-Sent Events where an ASGI server and RabbitMQ
         # carry them; polled otherwise (the embedded default, runserver).
-        "live_push": isinstance(request, ASGIRequest) and live_enabled(),
+        "live_push": settings.LIVE_STREAM_SERVED and live_enabled(),
         "sender": sender,
         "thanks_form": ThanksForm(sender=sender) if sender else None,
         "can_register": is_hr(request.user),

@@ -63,7 +63,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 # Served by gunicorn with uvicorn workers (Procfile, Dockerfile): the feed's
-# live stream is an async view; every other view runs as before, in threads.
+# live stream through Django's ASGI handler, every other request through its
+# WSGI handler in a pool of WEB_THREADS threads (portal/asgi.py).
 ASGI_APPLICATION = "portal.asgi.application"
 
 TEMPLATES = [
@@ -335,5 +336,8 @@ FEED_TASK_MAX_BYTES = env.int("FEED_TASK_MAX_BYTES", default=1024 * 1024)
 # exchange portal.feed.live after each commit (RabbitMQ and an ASGI server
 # only; otherwise pages poll).
 LIVE_UPDATES = env.bool("LIVE_UPDATES", default=True)
+# Set by portal/asgi.py: this web process serves the live stream (runserver
+# and plain WSGI servers do not; their pages poll).
+LIVE_STREAM_SERVED = env.bool("LIVE_STREAM_SERVED", default=False)
 # Broker waits of the publishers (confirms, a blocked connection), in seconds.
 OUTBOX_PUBLISH_TIMEOUT = env.float("OUTBOX_PUBLISH_TIMEOUT", default=10.0)

@@ -69,3 +69,15 @@ def test_every_page_has_the_favicon(as_role, client):
     html = as_role("staff").get(reverse("feed:home")).content.decode()
     assert '<link rel="icon" href="/static/portal/favicon.svg"' in html
     assert client.get("/static/portal/favicon.svg").status_code == 200
+
+
+def test_pages_open_a_live_stream_only_where_one_is_served(as_role, settings):
+    client = as_role("staff")
+    settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+    settings.LIVE_STREAM_SERVED = False  # runserver, a plain WSGI server
+    assert "data-live-url" not in client.get(reverse("feed:home")).content.decode()
+    settings.LIVE_STREAM_SERVED = True  # portal.asgi
+    html = client.get(reverse("feed:home")).content.decode()
+    assert 'data-live-url="/feed/live/"' in html
+    settings.CELERY_BROKER_URL = "filesystem://"  # the embedded default polls
+    assert "data-live-url" not in client.get(reverse("feed:home")).content.decode()
