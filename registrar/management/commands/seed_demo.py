@@ -187,7 +187,7 @@ class Command(BaseCommand):
         else:
             self._company(employees, events, rng)
         self._users(password)
-        self._reactions(rng)
+        self._reactions(seed)
         self.stdout.write(
             self.style.SUCCESS(
                 "Demo logins (password for all three: "
@@ -342,13 +342,15 @@ class Command(BaseCommand):
             user.groups.add(staff)
             employee_link_user(employee=employee, user=user)
 
-    def _reactions(self, rng: random.Random) -> None:
-        """React to feed events with the demo users, once. The feed fills
-        asynchronously, so on a first run there may be nothing to react to."""
-        if Reaction.objects.exists():
-            return
-        events = list(FeedEvent.objects.order_by("-time")[:60])
-        if not events:
+    def _reactions(self, seed: int) -> None:
+        """React to the newest feed events with the demo's people, each event
+        once: an event someone already reacted to is left alone, and each
+        event's reactions are drawn from its own seed, so running again only
+        fills in events the feed applied since (it fills asynchronously, so
+        the first run may find few or none)."""
+        reacted = Reaction.objects.values("feed_event")
+        events = list(FeedEvent.objects.exclude(pk__in=reacted).order_by("-time")[:60])
+        if not FeedEvent.objects.exists():
             self.stdout.write("Feed still empty: reactions are added on the next run.")
             return
         users = list(
@@ -358,6 +360,7 @@ class Command(BaseCommand):
         )
         bar = Progress(self.stdout, "reactions", len(events))
         for event in events:
+            rng = random.Random(f"{seed}:{event.source}:{event.event_id}")
             # Thanks and promotions draw more reactions than team moves.
             likely = {"thanks.sent": 0.45, "employee.position_changed": 0.4}.get(
                 event.type, 0.2
