@@ -837,7 +837,7 @@ def main() -> None:
         "--skip",
         default="",
         help="comma-separated sections to skip: "
-        "registration,c2v,throughput,reads,onboarding",
+        "registration,c2v,throughput,reads,onboarding,live",
     )
     parser.add_argument(
         "--render-only",
@@ -910,6 +910,10 @@ def main() -> None:
             from bench.onboarding import bench_onboarding
 
             onboarding = bench_onboarding(logs=LOGS, quick=q, log=log)
+        if "live" not in skip:
+            from bench.live import measure_live
+
+            report.live = measure_live(clients=50 if q else 200, events=20 if q else 50)
     finally:
         rss.close()
         report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}
@@ -924,6 +928,11 @@ def main() -> None:
         from bench.onboarding import onboarding_write
 
         onboarding_write(RESULTS, name, onboarding)
+    if getattr(report, "live", None):
+        from bench.live import results_section
+
+        with open(RESULTS / f"{name}.md", "a") as results:
+            results.write(results_section(report.live))
     log(f"Done in {report.seconds:.0f}s: {RESULTS / (name + '.md')}")
 
 

@@ -30,6 +30,7 @@ from .selectors import (
     AmbiguousEventId,
     FeedEventNotFound,
     InvalidCursor,
+    feed_department_filter,
     feed_event_get,
     feed_page,
 )
@@ -70,6 +71,7 @@ class FeedItemSerializer(serializers.ModelSerializer):
             "data",
             "text",
             "department",
+            "department_id",
             "reactions",
             "reacted",
         ]
@@ -112,7 +114,13 @@ class FeedView(APIView):
             OpenApiParameter(
                 "type", str, description="Only this event type, e.g. thanks.sent."
             ),
-            OpenApiParameter("department", str, description="Department name."),
+            OpenApiParameter(
+                "department",
+                str,
+                description=(
+                    "Department id (follows renames), or a department's current name."
+                ),
+            ),
             OpenApiParameter(
                 "limit",
                 int,
@@ -130,7 +138,7 @@ class FeedView(APIView):
                 user=request.user,
                 before=params.get("cursor"),
                 event_type=params.get("type"),
-                department=params.get("department"),
+                department_id=feed_department_filter(params.get("department")),
                 limit=params["limit"],
             )
         except InvalidCursor as error:

@@ -11,7 +11,30 @@ class FeedEvent(models.Model):
     time = models.DateTimeField(help_text="When it happened (the CloudEvent time).")
     data = models.JSONField()
     text = models.TextField(help_text="The sentence shown on the feed.")
-    department = models.CharField(max_length=120, blank=True, default="")
+    department = models.CharField(
+        max_length=120,
+        blank=True,
+        default="",
+        help_text="The department's name when it happened (display only).",
+    )
+    department_id = models.BigIntegerField(
+        "department id",
+        null=True,
+        blank=True,
+        help_text="The registrar's department the event concerns (filters).",
+    )
+    employee_id = models.BigIntegerField(
+        "employee id",
+        null=True,
+        blank=True,
+        help_text="Whom the event is about (the one thanked): their profile.",
+    )
+    from_employee_id = models.BigIntegerField(
+        "from employee id",
+        null=True,
+        blank=True,
+        help_text="Who sent the thanks: on their profile too.",
+    )
     traceparent = models.CharField(max_length=55, blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True)
 
@@ -32,9 +55,19 @@ class FeedEvent(models.Model):
                 fields=["type", "-time", "-id"], name="feed_event_type_time_idx"
             ),
             models.Index(
-                fields=["department", "-time", "-id"], name="feed_event_dept_time_idx"
+                fields=["department_id", "-time", "-id"],
+                name="feed_event_deptid_time_idx",
             ),
             models.Index(fields=["received_at"], name="feed_event_received_idx"),
+            # A person's timeline (profile pages).
+            models.Index(
+                fields=["employee_id", "-time", "-id"], name="feed_event_person_idx"
+            ),
+            models.Index(
+                fields=["from_employee_id", "-time", "-id"],
+                name="feed_event_sender_idx",
+                condition=models.Q(from_employee_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,6 +22,41 @@ from .models import FeedEvent, Reaction
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 ARRIVAL_OVERLAP = timedelta(seconds=30)
+ARRIVALS_LIMIT = 100
+
+
+class BadFilter(ValueError):
+    """A filter no event can match and the database cannot even compare."""
+
+
+# Feed ids and department ids are PostgreSQL bigints.
+MAX_ID = 2**63 - 1
+# The department id of a filter that names no department: matches nothing.
+NO_DEPARTMENT = -1
+
+
+def feed_department_filter(value: str | int | None) -> int | None:
+    """The department id a filter means: an id (``"5"``), or a department's
+    name now (``"Platform"``, for links and API clients of before ids), or
+    None for none. A name no department has gives ``NO_DEPARTMENT``, which
+    matches nothing. Raises ``BadFilter`` for text the database cannot hold.
+    """
+    from registrar.selectors import department_id_named
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if "\x00" in text:
+        raise BadFilter("Filters cannot hold the NUL character.")
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        return number if number <= MAX_ID else NO_DEPARTMENT
+    found = department_id_named(text)
+    return NO_DEPARTMENT if found is None else found
 
 
 class InvalidCursor(ValueError):
@@ -37,14 +72,21 @@ class AmbiguousEventId(LookupError):
 
 
 def feed_events_list(
-    *, event_type: str | None = None, department: str | None = None
+    *,
+    event_type: str | None = None,
+    department_id: int | None = None,
+    person_id: int | None = None,
 ) -> QuerySet[FeedEvent]:
-    """Feed events newest first by when they happened, optionally filtered."""
+    """Feed events newest first by when they happened, optionally filtered by
+    type, by department id (which a rename does not change) and by person
+    (the events about an employee, and the thanks they sent)."""
     events = FeedEvent.objects.order_by("-time", "-id")
+    if person_id is not None:
+        events = events.filter(Q(employee_id=person_id) | Q(from_employee_id=person_id))
     if event_type:
         events = events.filter(type=event_type)
-    if department:
-        events = events.filter(department=department)
+    if department_id is not None:
+        events = events.filter(department_id=department_id)
     return events
 
 
@@ -104,7 +146,8 @@ def feed_page(
     user=None,
     before: str | None = None,
     event_type: str | None = None,
-    department: str | None = None,
+    department_id: int | None = None,
+    person_id: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> tuple[list[FeedEvent], str | None]:
     """One page of the feed, newest first by event time, older than ``before``.
@@ -115,7 +158,9 @@ def feed_page(
     ``InvalidCursor`` for a cursor this function did not hand out.
     """
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    events = feed_events_list(event_type=event_type, department=department)
+    events = feed_events_list(
+        event_type=event_type, department_id=department_id, person_id=person_id
+    )
     if before:
         time, pk = decode_cursor(before)
         events = events.filter(Q(time__lt=time) | Q(time=time, pk__lt=pk))
@@ -135,24 +180,39 @@ def feed_arrived_since(
     user=None,
     since_id: int,
     event_type: str | None = None,
-    department: str | None = None,
-    limit: int = 50,
-) -> list[FeedEvent]:
-    """Events that reached the feed after the one with id ``since_id``,
-    newest first by event time: what a page already showing the feed is
-    missing. Arrival order is the id, which is why this is not a time cursor:
-    an event may arrive after a newer one.
+    department_id: int | None = None,
+    limit: int = ARRIVALS_LIMIT,
+) -> tuple[list[FeedEvent], int, bool]:
+    """What a page already showing the feed is missing: events that reached
+    the feed after the one with id ``since_id``.
+
+    Returns the events, the id to ask from next time, and whether more
+    arrived than ``limit`` (ask again at once). The events come in arrival
+    order (the id), so a burst bigger than ``limit`` is read in full over a
+    few calls; the page places each card where its ``time`` puts it, which
+    is not where it arrived: an event may arrive after a newer one.
 
     Ids are handed out at insert, not at commit, so a worker may commit a
     lower id after another's higher one was read. Events that arrived in the
-    last ``ARRIVAL_OVERLAP`` are therefore returned again; callers skip the
-    ones they already show.
+    last ``ARRIVAL_OVERLAP`` below ``since_id`` are therefore returned again
+    (up to ``limit`` of them); callers skip the ones they already show.
     """
-    recent = timezone.now() - ARRIVAL_OVERLAP
-    events = feed_events_list(event_type=event_type, department=department).filter(
-        Q(pk__gt=since_id) | Q(received_at__gte=recent)
+    events = feed_events_list(event_type=event_type, department_id=department_id)
+    newer = list(
+        with_reactions(events.filter(pk__gt=since_id), user=user).order_by("pk")[
+            : limit + 1
+        ]
     )
-    return list(with_reactions(events, user=user)[:limit])
+    more = len(newer) > limit
+    newer = newer[:limit]
+    recent = timezone.now() - ARRIVAL_OVERLAP
+    again = list(
+        with_reactions(
+            events.filter(pk__lte=since_id, received_at__gte=recent), user=user
+        ).order_by("-pk")[:limit]
+    )
+    next_since = max([since_id, *(e.pk for e in newer)])
+    return [*again, *newer], next_since, more
 
 
 _EVENT_ID_MAX = FeedEvent._meta.get_field("event_id").max_length

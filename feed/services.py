@@ -34,8 +34,9 @@ from portal.messaging.topology import TASKS_EXCHANGE
 from registrar.models import Employee
 
 from .contracts import THANKS_MAX_LENGTH, THANKS_SENT
+from .live import feed_live_announce_reactions
 from .models import FeedEvent, Reaction, Thanks
-from .rendering import department_of, render_text
+from .rendering import department_id_of, department_of, people_of, render_text
 from .subscriptions import FEED
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class ApplyResult:
     created: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    # The feed ids of the events created (PostgreSQL; empty elsewhere).
+    created_ids: tuple[int, ...] = ()
 
 
 _DEPARTMENT_MAX = FeedEvent._meta.get_field("department").max_length
@@ -55,6 +58,7 @@ def _feed_event(event: Event) -> dict[str, Any]:
     """The feed row's fields for ``event`` (``_INSERT_COLUMNS``), JSON-ready."""
     env = event.envelope
     data = event.data.model_dump(mode="json")
+    employee_id, from_employee_id = people_of(env.type, data)
     return dict(
         source=env.source,
         event_id=env.id,
@@ -64,6 +68,9 @@ def _feed_event(event: Event) -> dict[str, Any]:
         text=render_text(env.type, data),
         # The contract allows longer names than the feed's filter column.
         department=department_of(env.type, data)[:_DEPARTMENT_MAX],
+        department_id=department_id_of(env.type, data),
+        employee_id=employee_id,
+        from_employee_id=from_employee_id,
         traceparent=env.traceparent or "",
     )
 
@@ -119,6 +126,7 @@ def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
         created=sum(r.created for r in results),
         duplicates=sum(r.duplicates for r in results),
         dead_lettered=sum(r.dead_lettered for r in results) + len(refused),
+        created_ids=tuple(i for r in results for i in r.created_ids),
     )
 
 
@@ -126,13 +134,14 @@ def _feed_events_apply_part(items: Sequence[Any]) -> ApplyResult:
     """Apply envelopes inside the caller's transaction."""
     batch = _Batch(dead=[])
     rows = batch.valid_rows(items)
-    created, stored = _feed_events_insert(_chunks(rows), batch.dead)
+    created, stored, ids = _feed_events_insert(_chunks(rows), batch.dead)
     if batch.dead:
         dead_letters_store(batch.dead)
     return ApplyResult(
         created=created,
         duplicates=batch.repeats + stored - created,
         dead_lettered=len(batch.dead),
+        created_ids=tuple(ids),
     )
 
 
@@ -217,17 +226,27 @@ _INSERT_COLUMNS = (
     "data",
     "text",
     "department",
+    "department_id",
+    "employee_id",
+    "from_employee_id",
     "traceparent",
 )
 
 
-_RECORD_TYPES = {"time": "timestamptz", "data": "jsonb"}
+_RECORD_TYPES = {
+    "time": "timestamptz",
+    "data": "jsonb",
+    "department_id": "bigint",
+    "employee_id": "bigint",
+    "from_employee_id": "bigint",
+}
 
 
 def _feed_events_insert(
     chunks: Iterable[list[_Row]], dead: list[DeadLetter]
-) -> tuple[int, int]:
-    """Insert the rows unless already on the feed: (how many were new, sent).
+) -> tuple[int, int, list[int]]:
+    """Insert the rows unless already on the feed: (how many were new, sent,
+    the new rows' ids on PostgreSQL).
 
     The unique index on (source, event_id) decides: ``ON CONFLICT DO NOTHING``
     skips an event already there (or inserted by a concurrent worker), so no
@@ -243,7 +262,7 @@ def _feed_events_insert(
         FeedEvent.objects.bulk_create(
             [FeedEvent(**row.fields) for row in rows], ignore_conflicts=True
         )
-        return FeedEvent.objects.count() - before, len(rows)
+        return FeedEvent.objects.count() - before, len(rows), []
     sql = _insert_sql()
     now = timezone.now()
     stored = 0
@@ -260,7 +279,8 @@ def _feed_events_insert(
             cursors.append(cursor)
             stored += len(kept)
     # Leaving the pipeline waited for every result.
-    return sum(cursor.rowcount for cursor in cursors), stored
+    ids = [row[0] for cursor in cursors for row in cursor.fetchall()]
+    return len(ids), stored, ids
 
 
 @functools.cache
@@ -277,7 +297,7 @@ def _insert_sql() -> str:
     return (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) "
         f"SELECT {selected}, %s FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
-        "ON CONFLICT (source, event_id) DO NOTHING"
+        "ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
     )
 
 
@@ -319,8 +339,9 @@ def reaction_toggle(
     """Add ``user``'s reaction of ``kind`` to ``feed_event``, or take it back.
 
     Returns whether the reaction is now active and the event's counts per
-    kind. One reaction of a kind per person per event (a database
-    constraint); two concurrent toggles end in one state, never two rows.
+    kind; after the commit, open pages are told the new counts. One reaction
+    of a kind per person per event (a database constraint); two concurrent
+    toggles end in one state, never two rows.
     Raises ``FeedError`` for an unknown kind.
     """
     if kind not in Reaction.Kind.values:
@@ -336,7 +357,9 @@ def reaction_toggle(
         except IntegrityError:
             # A concurrent toggle of the same reaction added it first.
             pass
-    return active, reaction_counts(feed_event=feed_event)
+    counts = reaction_counts(feed_event=feed_event)
+    feed_live_announce_reactions(feed_event=feed_event, counts=counts)
+    return active, counts
 
 
 @transaction.atomic
@@ -367,10 +390,13 @@ def thanks_send(
         data={
             "from_employee_id": from_employee.pk,
             "from_name": from_employee.full_name,
+            "from_department_id": from_employee.department_id,
             "to_employee_id": to_employee.pk,
             "to_name": to_employee.full_name,
+            "to_department_id": to_employee.department_id,
             "message": message,
         },
+        version=2,
     )
     return thanks
 
@@ -400,4 +426,6 @@ def reaction_set(
         )
     else:
         Reaction.objects.filter(feed_event=feed_event, user=user, kind=kind).delete()
-    return reaction_counts(feed_event=feed_event)
+    counts = reaction_counts(feed_event=feed_event)
+    feed_live_announce_reactions(feed_event=feed_event, counts=counts)
+    return counts

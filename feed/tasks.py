@@ -5,6 +5,7 @@ from typing import Any
 
 from portal.messaging.subscriber_tasks import subscriber_task
 
+from .live import feed_live_announce_applied_unsafe
 from .services import feed_events_apply
 from .subscriptions import FEED
 
@@ -17,5 +18,14 @@ def apply_events(events: list[Any]) -> dict[str, int]:
     retried; a transient database error retries the whole batch after
     ``FEED_RETRY_DELAYS``, held by RabbitMQ; after the last one the events go
     to the dead-letter store with reason "retries exhausted".
+
+    After the commit, the new events' ids are announced to the web processes
+    (``feed.live``) so open pages show them at once; that announcement is
+    outside the log and may be lost, which pages survive by catching up.
     """
-    return asdict(feed_events_apply(envelopes=events))
+    result = feed_events_apply(envelopes=events)
+    if result.created_ids:
+        feed_live_announce_applied_unsafe(list(result.created_ids))
+    summary = asdict(result)
+    del summary["created_ids"]
+    return summary

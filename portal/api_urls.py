@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts import apis as accounts_apis
 from feed import apis as feed_apis
+from portal.api_index import ApiIndexView
 from portal.messaging import apis as messaging_apis
 from registrar import apis as registrar_apis
 
@@ -18,6 +19,7 @@ router.register("departments", registrar_apis.DepartmentViewSet, basename="depar
 router.register("teams", registrar_apis.TeamViewSet, basename="team")
 
 urlpatterns = [
+    path("", ApiIndexView.as_view(), name="index"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from a URL, not inline,
     # so the page passes the Content-Security-Policy.

@@ -2,6 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.views import LogoutView
+
+admin.site.site_header = "Portal administration"
+admin.site.site_title = "Portal administration"
+admin.site.index_title = "Everything the portal stores"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path(
@@ -9,7 +15,7 @@ urlpatterns = [
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("registrar/", include("registrar.urls")),
     path("api/", include("portal.api_urls")),

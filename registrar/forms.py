@@ -4,6 +4,18 @@ from .models import Department, Onboarding
 from .selectors import team_list
 
 
+class TeamSelect(forms.Select):
+    """Team options that say their department (``data-department``), so the
+    page shows only the chosen department's teams (static/portal/portal.js)."""
+
+    def create_option(self, name, value, label, selected, index, **kwargs):
+        option = super().create_option(name, value, label, selected, index, **kwargs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-department"] = str(instance.department_id)
+        return option
+
+
 class EmployeeRegisterForm(forms.Form):
     full_name = forms.CharField(max_length=200, label="Full name")
     email = forms.EmailField()
@@ -12,6 +24,7 @@ class EmployeeRegisterForm(forms.Form):
     team = forms.ModelChoiceField(
         queryset=team_list(),
         required=False,
+        widget=TeamSelect,
         help_text="Optional; must belong to the department.",
     )
     hired_on = forms.DateField(

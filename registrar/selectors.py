@@ -4,7 +4,12 @@ Each returns a lazy queryset (or one object) with what its callers render
 already joined, so a page costs a fixed number of queries.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from django.db.models import Count, Q, QuerySet
+
+from portal.messaging.contracts import upcast_memo
 
 from .models import Department, Employee, Team
 
@@ -75,6 +80,11 @@ def department_name_list() -> QuerySet[str]:
     return Department.objects.order_by("name").values_list("name", flat=True)
 
 
+def department_choice_list() -> QuerySet[Department]:
+    """(id, name) of every department, by name: the choices of a filter."""
+    return Department.objects.order_by("name").values_list("pk", "name")
+
+
 def team_list(*, department_id: int | None = None) -> QuerySet[Team]:
     """Teams by department name then name, with their department joined;
     ``department_id`` keeps only that department's."""
@@ -93,4 +103,71 @@ def employee_contact(*, employee_id: int) -> Employee | None:
         Employee.objects.select_related("department", "team")
         .filter(pk=employee_id)
         .first()
+    )
+
+
+# --- Ids behind names, for the upcasters of v1 events (registrar/contracts.py).
+# Inside a subscriber's batch the answers are remembered for that batch only
+# (``upcast_batch``), so a batch of v1 events naming one department costs one
+# query.
+
+
+def _cached(kind: str, key: Any, find: Callable[[], int | None]) -> int | None:
+    memo = upcast_memo()
+    if memo is None:
+        return find()
+    if (kind, key) not in memo:
+        memo[(kind, key)] = find()
+    return memo[(kind, key)]
+
+
+def department_id_named(name: str) -> int | None:
+    """The id of the department called ``name`` now (ignoring case), or None."""
+    return _cached(
+        "department",
+        name.strip().lower(),
+        lambda: (
+            Department.objects.filter(name__iexact=name.strip())
+            .values_list("pk", flat=True)
+            .first()
+        ),
+    )
+
+
+def team_id_named(name: str, *, department_id: int) -> int | None:
+    """The id of the team called ``name`` in that department, or None."""
+    return _cached(
+        "team",
+        (department_id, name.strip().lower()),
+        lambda: (
+            Team.objects.filter(department_id=department_id, name__iexact=name.strip())
+            .values_list("pk", flat=True)
+            .first()
+        ),
+    )
+
+
+def department_id_of_team(team_id: int) -> int | None:
+    """The department a team belongs to (teams never move), or None."""
+    return _cached(
+        "team-department",
+        team_id,
+        lambda: (
+            Team.objects.filter(pk=team_id)
+            .values_list("department_id", flat=True)
+            .first()
+        ),
+    )
+
+
+def department_id_of_employee(employee_id: int) -> int | None:
+    """The department an employee is in now, or None for an unknown id."""
+    return _cached(
+        "employee-department",
+        employee_id,
+        lambda: (
+            Employee.objects.filter(pk=employee_id)
+            .values_list("department_id", flat=True)
+            .first()
+        ),
     )

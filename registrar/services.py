@@ -133,9 +133,12 @@ def employee_register(
             "employee_id": employee.pk,
             "full_name": employee.full_name,
             "position": employee.position,
+            "department_id": department.pk,
             "department": department.name,
+            "team_id": team.pk if team else None,
             "team": team.name if team else None,
         },
+        version=2,
     )
     if settings.ONBOARDING_ENABLED:
         Onboarding.objects.create(
@@ -163,9 +166,11 @@ def employee_change_position(*, employee: Employee, position: str) -> Employee:
         data={
             "employee_id": employee.pk,
             "full_name": employee.full_name,
+            "department_id": employee.department_id,
             "old_position": old_position,
             "new_position": position,
         },
+        version=2,
     )
     return employee
 
@@ -177,9 +182,11 @@ def _membership_event(event_type: str, *, team: Team, employee: Employee) -> Non
         data={
             "team_id": team.pk,
             "team": team.name,
+            "department_id": team.department_id,
             "employee_id": employee.pk,
             "full_name": employee.full_name,
         },
+        version=2,
     )
 
 

@@ -183,11 +183,14 @@ def test_manage_py_subcommands_used_are_real_django_commands(services):
         assert command in available, f"{name}: manage.py {command} does not exist"
 
 
-def test_web_serves_the_projects_wsgi_callable_with_gunicorn(services):
+def test_web_serves_the_projects_asgi_callable_with_gunicorn(services):
+    """ASGI (uvicorn workers): the feed's live stream is an async view."""
     args = argv(services["web"])
     assert args[0] == "gunicorn"
-    target = next(arg for arg in args[1:] if not arg.startswith("-"))
-    assert target == "portal.wsgi:application"
+    assert option(args, "--worker-class", "-k") == "uvicorn_worker.UvicornWorker"
+    importlib.import_module("uvicorn_worker")
+    target = args[1]
+    assert target == "portal.asgi:application"
     module_name, _, attribute = target.partition(":")
     application = getattr(importlib.import_module(module_name), attribute)
     assert callable(application)
@@ -224,11 +227,11 @@ def test_celery_commands_load_the_portal_app(services):
 def _portal_task_queues() -> set[str]:
     """Every subscriber's task queue of the portal as deployed: the app's
     (onboarding's too, switched off in the tests), less the tests' own."""
+    from portal.messaging.subscriptions import subscriptions
     from portal.testing.subscriber_app.subscriptions import AUDIT
     from tests.onboarding.conftest import ONBOARDING_SUBSCRIPTIONS
 
-    portal = importlib.import_module("portal")
-    declared = {queue.name for queue in portal.celery_app.conf.task_queues}
+    declared = {s.queue for s in subscriptions()}
     return (declared | {s.queue for s in ONBOARDING_SUBSCRIPTIONS}) - {AUDIT.queue}
 
 

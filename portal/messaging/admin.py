@@ -43,6 +43,8 @@ class LoggedEventAdmin(admin.ModelAdmin):
         "short_error",
     ]
     list_filter = ["status", DeliveryFilter, "origin", "type"]
+    # Newest first: what an operator looks for is what just happened.
+    ordering = ["-id"]
     search_fields = ["event_id", "type", "source"]
     readonly_fields = [f.name for f in LoggedEvent._meta.fields]
     date_hierarchy = "created_at"

@@ -184,7 +184,11 @@ def asyncapi() -> dict[str, Any]:
                 f"and to `{topology.BROADCAST_EXCHANGE}`, in the same shape, for "
                 "services outside. Invalid events go to the dead-letter store, "
                 f"never retried. Bodies above {settings.MESSAGE_MAX_BYTES} bytes "
-                "are refused."
+                "are refused. Every version of a type listed here is accepted; "
+                "the broadcast carries each event in the version it was sent "
+                "in, while subscribers inside the portal receive older "
+                "versions upcast to the newest where the owning app can "
+                "(see x-portal-upcasts)."
             ),
         },
         "defaultContentType": contracts.CONTENT_TYPE,
@@ -199,6 +203,10 @@ def asyncapi() -> dict[str, Any]:
         "channels": channels,
         "components": {"messages": messages, "schemas": schemas},
         "x-portal-subscribers": subscribers_description(),
+        "x-portal-upcasts": [
+            {"type": type_, "from": version, "to": version + 1}
+            for type_, version in sorted(contracts.UPCASTERS)
+        ],
     }
 
 
@@ -210,6 +218,8 @@ _SAMPLES: dict[str, Any] = {
     "to_employee_id": 7,
     "team_id": 3,
     "department_id": 5,
+    "from_department_id": 5,
+    "to_department_id": 8,
     "full_name": "Anna Petrova",
     "from_name": "Anna Petrova",
     "to_name": "Ivan Ivanov",
@@ -323,6 +333,44 @@ def events_markdown() -> str:
             f"{s['deliveryLimit']} |"
             # By name: the same table whatever order the apps registered in.
             for s in sorted(subscribers_description(), key=lambda s: s["name"])
+        ],
+        "",
+        "## Versions and upcasting",
+        "",
+        "A type's `data` changes only by a new version; every version listed "
+        "below is accepted on `portal.events` and `POST /api/events/` (say "
+        "which with `dataschemaversion`; 1 when absent). The portal's own "
+        "services send the newest. The event log keeps every event as its "
+        "producer sent it, and `portal.broadcast` publishes it so: a service "
+        "outside sees the version that was sent, old or new.",
+        "",
+        "Inside the portal, events are **upcast on delivery to each "
+        "subscriber**: before a subscriber's task sees its batch, an event of "
+        "an older version is turned into the newest version its type's "
+        "upcasters reach, so every subscriber (the feed and any other) "
+        "receives the newest version wherever the portal can make it. The "
+        "app that owns a type registers its upcasters; they look up what "
+        "the old version did not carry (the registrar finds a department's "
+        "id by its current name, a team's department by the team's id, a "
+        "person's department by their id). Where a look-up finds nothing "
+        "(a name no department has any more), the event is delivered in its "
+        "own version, valid as it is: subscribers still accept every version "
+        "listed.",
+        "",
+        "| type | versions | upcast |",
+        "|---|---|---|",
+        *[
+            f"| `{type_}` | {', '.join(str(v) for v in versions)} | "
+            + (
+                ", ".join(
+                    f"v{v} → v{v + 1}"
+                    for v in versions
+                    if (type_, v) in contracts.UPCASTERS
+                )
+                or "—"
+            )
+            + " |"
+            for type_, versions in _types().items()
         ],
         "",
         "## Envelope",

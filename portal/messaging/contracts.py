@@ -8,6 +8,15 @@ the event log refuses to store an event that does not validate, and every
 subscriber validates what it receives again. ``docs/events.md`` and
 ``/api/asyncapi.json`` are generated from it.
 
+A type may have several versions. The owner may register an **upcaster** per
+(type, version) (``contract_upcaster_register``): a function that turns that
+version's data into the next version's, or answers ``None`` when it cannot
+(say, a department name it does not know). Events are upcast on delivery to
+a subscriber (``events_upcast``, called by every subscriber task on its
+batch), as far as the upcasters reach, so every subscriber sees the newest
+version it can; the event log and ``portal.broadcast`` keep every event as
+its producer sent it.
+
 The contract also refuses what the database could not store (time offsets
 beyond any real zone, times outside a window, integers beyond 64 bits, NUL
 and unpaired surrogates, deep nesting, unbounded extension attributes), so
@@ -15,9 +24,12 @@ such an event is refused at the door with a precise reason instead of failing
 a consumer's whole batch later.
 """
 
+import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -35,6 +47,8 @@ from pydantic import (
     create_model,
     model_validator,
 )
+
+logger = logging.getLogger(__name__)
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -77,6 +91,10 @@ class Contract:
 # (type, version) -> data model; filled by contract_register() from the apps.
 EVENT_TYPES: dict[tuple[str, int], type[EventData]] = {}
 CONTRACTS: dict[tuple[str, int], Contract] = {}
+# (type, version) -> function turning that version's data into version + 1's
+# (None: it cannot); filled by contract_upcaster_register() from the apps.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any] | None]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
 # RFC 3339 date-time (section 5.6), with the offset it requires.
@@ -335,12 +353,79 @@ def unstorable_error(raw: Any) -> ContractError | None:
     )
 
 
+def events_upcast(raws: list[Any]) -> list[Any]:
+    """Decoded CloudEvents, each of an older version that has an upcaster
+    turned into the newest version the upcasters reach (as JSON-ready
+    dicts); every other item (the newest version already, or invalid, left
+    for the subscriber to dead-letter) is passed on as it is.
+
+    This is where a subscriber's events are upcast (``subscriber_task`` calls
+    it on every batch): each subscriber sees the version its code knows best,
+    while the event log and ``portal.broadcast`` keep what the producer sent.
+    """
+    upcast = []
+    for raw in raws:
+        if isinstance(raw, Mapping) and (raw.get("type"), _raw_version(raw)) in (
+            UPCASTERS
+        ):
+            try:
+                event = validate_event(raw)
+            except ContractError:
+                pass
+            else:
+                newer = event_upcast(event)
+                if newer is not event:
+                    raw = newer.as_json()
+        upcast.append(raw)
+    return upcast
+
+
+def event_upcast(event: Event) -> Event:
+    """``event`` as the newest version of its type the registered upcasters
+    reach: each step turns version N's data into N + 1's and is validated
+    against N + 1's model. A step that answers ``None`` (it cannot) or gives
+    data that does not validate stops there: the event stays at the last
+    version reached, which is valid as it is."""
+    envelope, data = event.envelope, event.data
+    version = envelope.version
+    while version is not None and (envelope.type, version) in UPCASTERS:
+        newer = EVENT_TYPES.get((envelope.type, version + 1))
+        if newer is None:
+            break
+        try:
+            upcast = UPCASTERS[(envelope.type, version)](data.model_dump(mode="json"))
+        except LookupError:
+            upcast = None
+        if upcast is None:
+            break
+        try:
+            data = newer.model_validate(upcast)
+        except ValidationError:
+            logger.warning(
+                "Upcaster of %s v%d gave invalid data; kept v%d",
+                envelope.type,
+                version,
+                version,
+            )
+            break
+        version += 1
+        # A plain envelope (not the typed one of the old version), validated
+        # already: the attributes are the same, only the data changed.
+        attributes = envelope.model_dump(exclude={"data"})
+        attributes.update(dataschemaversion=version, dataschema=None, data=upcast)
+        envelope = Envelope.model_construct(**attributes)
+    if envelope is event.envelope:
+        return event
+    return Event(envelope=envelope, data=data)
+
+
 def validate_event(raw: Any, *, check_storable: bool = True) -> Event:
     """Validate a decoded CloudEvent; raise ``ContractError`` if it never can be.
 
     ``check_storable=False`` leaves out the walk over every string and level
     (``unstorable_error``), for a caller that checks what it stores in one
-    pass instead (the feed checks its serialized rows).
+    pass instead (the feed checks its serialized rows). The event keeps its
+    version: ``event_upcast`` turns it into a newer one.
     """
     if not isinstance(raw, Mapping):
         raise ContractError(
@@ -418,6 +503,54 @@ def contract_register(
         data=(data, ...),
     )
     return contract
+
+
+# What upcasters looked up while one batch is validated (see upcast_batch).
+_upcast_memo: ContextVar[dict[Any, Any] | None] = ContextVar(
+    "upcast_memo", default=None
+)
+
+
+@contextmanager
+def upcast_batch() -> Iterator[None]:
+    """Let upcasters remember their look-ups while a batch is validated.
+
+    A subscriber's task runs inside one (``subscriber_task``), so a thousand
+    v1 events naming the same department cost one query, not a thousand;
+    nothing is remembered past the batch, so a renamed or recreated
+    department is never answered from an old look-up.
+    """
+    token = _upcast_memo.set({})
+    try:
+        yield
+    finally:
+        _upcast_memo.reset(token)
+
+
+def upcast_memo() -> dict[Any, Any] | None:
+    """The current batch's memo for upcasters' look-ups (None outside one)."""
+    return _upcast_memo.get()
+
+
+def contract_upcaster_register(
+    type: str, version: int, upcaster: Upcaster, *, owner: str
+) -> None:
+    """Register how ``type`` version ``version`` becomes version + 1 (from the
+    owning app's ``ready()``, after both contracts).
+
+    ``upcaster(data)`` gets version ``version``'s data as JSON-ready values and
+    returns version + 1's, or ``None`` when it cannot (it may also raise
+    ``LookupError``). It may read the owner's database (through the owner's
+    own selectors), so it runs wherever a subscriber validates; it must not
+    write.
+    """
+    for needed in (version, version + 1):
+        contract = CONTRACTS.get((type, needed))
+        if contract is None:
+            raise ValueError(f"register {type} v{needed} before its upcaster")
+        if contract.owner != owner:
+            raise ValueError(f"{type} belongs to {contract.owner}, not {owner}")
+    UPCASTERS[(type, version)] = upcaster
 
 
 def _raw_version(raw: Mapping[str, Any]) -> int | None:

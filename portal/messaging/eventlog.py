@@ -14,7 +14,9 @@ Nothing is published before the commit.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +34,21 @@ logger = logging.getLogger(__name__)
 
 class EventLogError(RuntimeError):
     """The log was used outside a transaction."""
+
+
+_backdated: ContextVar[datetime | None] = ContextVar("event_log_time", default=None)
+
+
+@contextmanager
+def event_log_backdated(time: datetime) -> Iterator[None]:
+    """Events emitted inside (without a ``time`` of their own) say they
+    happened at ``time``: for recording history that happened elsewhere or
+    earlier (an import, a demo), through the same services."""
+    token = _backdated.set(time)
+    try:
+        yield
+    finally:
+        _backdated.reset(token)
 
 
 def event_log_emit(
@@ -59,7 +76,7 @@ def event_log_emit(
         data=data,
         source=source,
         id=event_id,
-        time=time,
+        time=time or _backdated.get(),
         version=version,
         traceparent=traceparent,
         extensions=extensions,

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from .batches import TRANSIENT_DATABASE_ERRORS
+from .contracts import events_upcast, upcast_batch
 from .dead_letter_records import (
     HEADER_ATTEMPTS,
     HEADER_ERROR,
@@ -91,7 +92,10 @@ def subscriber_task(
                 events = [events]
             _check_connection()
             try:
-                return apply(events)
+                with upcast_batch():
+                    # Older versions as the newest one (contracts.UPCASTERS):
+                    # every subscriber sees what its code knows best.
+                    return apply(events_upcast(events))
             except transient as exc:
                 if not connection.in_atomic_block:
                     # Whatever broke, the retry starts on a new connection.

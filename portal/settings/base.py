@@ -63,6 +63,10 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
+# Served by gunicorn with uvicorn workers (Procfile, Dockerfile): the feed's
+# live stream through Django's ASGI handler, every other request through its
+# WSGI handler in a pool of WEB_THREADS threads (portal/asgi.py).
+ASGI_APPLICATION = "portal.asgi.application"
 
 TEMPLATES = [
     {
@@ -143,8 +147,9 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
-# Linked from the top bar for admins; Flower runs as its own process.
-FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555/")
+# Linked from the top bar for admins when set; Flower runs as its own process
+# (e.g. FLOWER_URL=http://127.0.0.1:5555/ beside `make flower`).
+FLOWER_URL = env.str("FLOWER_URL", default="")
 LOGIN_REDIRECT_URL = "feed:home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -361,6 +366,13 @@ FEED_INSERT_CHUNK = env.int("FEED_INSERT_CHUNK", default=100)
 # each subscription has its own <PREFIX>_TASK_MAX_BYTES).
 MESSAGE_MAX_BYTES = env.int("MESSAGE_MAX_BYTES", default=256 * 1024)
 FEED_TASK_MAX_BYTES = env.int("FEED_TASK_MAX_BYTES", default=1024 * 1024)
+# Live updates of open feed pages over Server-Sent Events, announced on the
+# exchange portal.feed.live after each commit (RabbitMQ and an ASGI server
+# only; otherwise pages poll).
+LIVE_UPDATES = env.bool("LIVE_UPDATES", default=True)
+# Set by portal/asgi.py: this web process serves the live stream (runserver
+# and plain WSGI servers do not; their pages poll).
+LIVE_STREAM_SERVED = env.bool("LIVE_STREAM_SERVED", default=False)
 # Broker waits of the publishers (confirms, a blocked connection), in seconds.
 OUTBOX_PUBLISH_TIMEOUT = env.float("OUTBOX_PUBLISH_TIMEOUT", default=10.0)
 

@@ -77,6 +77,30 @@ def _thanks_sent(n: int) -> dict[str, Any]:
     }
 
 
+def _welcome_sent(n: int) -> dict[str, Any]:
+    return {
+        "employee_id": n,
+        "email": f"person{n}@example.com",
+        "message_id": f"<welcome-{n}@portal.example.com>",
+    }
+
+
+def _account_provisioned(n: int) -> dict[str, Any]:
+    return {"employee_id": n, "account_id": f"acct-{n}"}
+
+
+def _onboarding_failed(n: int) -> dict[str, Any]:
+    return {
+        "employee_id": n,
+        "step": "account",
+        "reason": "the directory refused the account (400)",
+    }
+
+
+def _onboarding_retry_requested(n: int) -> dict[str, Any]:
+    return {"employee_id": n, "full_name": _person(n), "steps": ["account"]}
+
+
 DATA_FACTORIES: dict[str, Callable[[int], dict[str, Any]]] = {
     "employee.registered": _employee_registered,
     "employee.position_changed": _employee_position_changed,
@@ -84,6 +108,10 @@ DATA_FACTORIES: dict[str, Callable[[int], dict[str, Any]]] = {
     "team.member_left": _team_membership,
     "department.renamed": _department_renamed,
     "thanks.sent": _thanks_sent,
+    "employee.welcome_sent": _welcome_sent,
+    "employee.account_provisioned": _account_provisioned,
+    "employee.onboarding_failed": _onboarding_failed,
+    "employee.onboarding_retry_requested": _onboarding_retry_requested,
 }
 EVENT_TYPES = tuple(DATA_FACTORIES)
 

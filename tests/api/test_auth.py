@@ -78,3 +78,13 @@ def test_session_writes_need_the_csrf_token():
     accepted = client.post(url, HTTP_X_CSRFTOKEN=csrf)
     assert accepted.status_code == 200
     assert accepted.json()["reacted"] is True
+
+
+def test_the_api_root_is_an_index_of_the_api(client):
+    response = client.get("/api/")
+    assert response.status_code == 200
+    endpoints = response.json()["endpoints"]
+    assert endpoints["feed"]["url"] == "http://testserver/api/feed/"
+    assert endpoints["events"]["url"] == "http://testserver/api/events/"
+    for entry in endpoints.values():
+        assert client.get(entry["url"]).status_code != 404, entry

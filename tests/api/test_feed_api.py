@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from feed.models import Reaction, Thanks
 from portal.messaging.models import LoggedEvent
-from tests.factories import EmployeeFactory
+from tests.factories import DepartmentFactory, EmployeeFactory
 from tests.web.factories import FeedEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +44,7 @@ def test_feed_items_carry_the_event_and_its_reactions(staff_client):
         "data": event.data,
         "text": "Anna Petrova joined the company as Backend Engineer in Platform",
         "department": "Platform",
+        "department_id": None,
         "reactions": {"like": 2, "fire": 1},
         "reacted": {"like": True, "fire": False},
     }
@@ -90,10 +91,17 @@ def test_new_events_do_not_shift_an_older_page(staff_client):
 
 
 def test_feed_filters_by_type_and_department(staff_client):
+    finance, sales = DepartmentFactory(name="Finance"), DepartmentFactory(name="Sales")
     FeedEventFactory(event_id="platform", department="Platform", time=at(0))
-    FeedEventFactory(event_id="finance", department="Finance", time=at(1))
     FeedEventFactory(
-        event_id="renamed", type="department.renamed", department="Sales", time=at(2)
+        event_id="finance", department="Finance", department_id=finance.pk, time=at(1)
+    )
+    FeedEventFactory(
+        event_id="renamed",
+        type="department.renamed",
+        department="Sales",
+        department_id=sales.pk,
+        time=at(2),
     )
 
     def ids(query: str) -> list[str]:
@@ -102,7 +110,9 @@ def test_feed_filters_by_type_and_department(staff_client):
         return [item["id"] for item in response.json()["results"]]
 
     assert ids("type=employee.registered") == ["finance", "platform"]
-    assert ids("department=Finance") == ["finance"]
+    assert ids(f"department={finance.pk}") == ["finance"]
+    assert ids("department=Finance") == ["finance"]  # a name: its id now
+    assert ids("department=Nowhere") == []
     assert ids("type=department.renamed&department=Sales") == ["renamed"]
     assert ids("type=thanks.sent") == []
 

@@ -58,7 +58,7 @@ def some_feed():
     [
         lambda: feed_page(),
         lambda: feed_page(event_type="employee.registered"),
-        lambda: feed_page(department="Platform"),
+        lambda: feed_page(department_id=1),
         lambda: feed_page(before=feed_page(limit=5)[1]),
         lambda: feed_page(event_type="thanks.sent"),
         lambda: feed_arrived_since(since_id=feed_newest_id() - 5),

@@ -35,7 +35,7 @@ def test_a_valid_event_round_trips_through_json():
         ({"time": "2026-01-01T10:00:00"}, REASON_INVALID_ENVELOPE),  # no zone
         ({"data": "not an object"}, REASON_INVALID_ENVELOPE),
         ({"type": "employee.fired"}, REASON_UNKNOWN_TYPE),
-        ({"dataschemaversion": 2}, REASON_UNKNOWN_TYPE),
+        ({"dataschemaversion": 3}, REASON_UNKNOWN_TYPE),
         ({"data": {"employee_id": "7"}}, REASON_INVALID_DATA),
     ],
 )

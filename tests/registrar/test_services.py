@@ -44,9 +44,12 @@ def test_register_stores_employee_and_one_valid_event():
         "employee_id": employee.pk,
         "full_name": "Anna Petrova",
         "position": "Backend Engineer",
+        "department_id": team.department.pk,
         "department": "Platform",
+        "team_id": team.pk,
         "team": "Core",
     }
+    assert row.envelope["dataschemaversion"] == 2
     assert employee.email == "anna@example.com"
 
 
@@ -131,6 +134,7 @@ def test_change_position_emits_old_and_new():
     assert row.envelope["data"] == {
         "employee_id": employee.pk,
         "full_name": employee.full_name,
+        "department_id": employee.department_id,
         "old_position": "Engineer",
         "new_position": "Lead Engineer",
     }

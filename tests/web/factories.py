@@ -52,6 +52,7 @@ class FeedEventFactory(factory.django.DjangoModelFactory):
     type = "employee.registered"
     time = factory.LazyFunction(timezone.now)
     department = "Platform"
+    department_id = None
     data = factory.LazyAttribute(
         lambda e: (
             _data(e)

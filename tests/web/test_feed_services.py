@@ -88,10 +88,13 @@ def test_thanks_stores_and_emits_one_event():
     assert row.envelope["data"] == {
         "from_employee_id": ivan.pk,
         "from_name": "Ivan",
+        "from_department_id": ivan.department_id,
         "to_employee_id": olga.pk,
         "to_name": "Olga",
+        "to_department_id": olga.department_id,
         "message": "for the demo",
     }
+    assert row.envelope["dataschemaversion"] == 2
 
 
 @pytest.mark.parametrize(
@@ -131,10 +134,10 @@ def test_feed_pages_by_time_then_id_without_gaps_or_repeats():
 
 def test_feed_page_filters_and_annotates():
     user = UserFactory()
-    joined = FeedEventFactory(department="Platform")
-    FeedEventFactory(type="department.renamed", department="Finance")
+    joined = FeedEventFactory(department="Platform", department_id=1)
+    FeedEventFactory(type="department.renamed", department="Finance", department_id=2)
     reaction_toggle(feed_event=joined, user=user, kind="fire")
-    items, cursor = feed_page(user=user, department="Platform")
+    items, cursor = feed_page(user=user, department_id=1)
     assert [e.pk for e in items] == [joined.pk]
     assert cursor is None
     assert (items[0].like_count, items[0].fire_count) == (0, 1)

@@ -42,13 +42,19 @@ def test_feed_shows_cards_newest_first_with_older_link(as_role):
 
 
 def test_feed_filters_by_type_and_department(as_role):
-    FeedEventFactory(department="Platform")
-    renamed = FeedEventFactory(type="department.renamed", department="Finance")
+    FeedEventFactory(department="Platform", department_id=1)
+    finance = DepartmentFactory(name="Finance")
+    renamed = FeedEventFactory(
+        type="department.renamed", department="Finance", department_id=finance.pk
+    )
     client = as_role("staff")
     by_type = client.get(HOME, {"type": "department.renamed"}).context["events"]
-    by_department = client.get(HOME, {"department": "Finance"}).context["events"]
+    by_department = client.get(HOME, {"department": finance.pk}).context["events"]
+    # A link from before ids, naming the department, finds the same.
+    by_name = client.get(HOME, {"department": "Finance"}).context["events"]
     assert [e.pk for e in by_type] == [renamed.pk]
     assert [e.pk for e in by_department] == [renamed.pk]
+    assert [e.pk for e in by_name] == [renamed.pk]
 
 
 def test_a_bad_cursor_goes_back_to_the_first_page(as_role):

@@ -101,11 +101,18 @@ def test_reacting_needs_a_role(as_role, role, status):
     assert Reaction.objects.count() == (1 if status == 200 else 0)
 
 
-def test_logout_is_a_post(as_role):
+def test_logout_is_a_post_and_says_so(as_role):
     client = as_role("staff")
-    assert client.get(reverse("logout")).status_code == 405
-    assert client.post(reverse("logout")).status_code == 302
+    # A GET only offers the button: still logged in afterwards.
+    page = client.get(reverse("logout"))
+    assert page.status_code == 200
+    assert "Log out?" in page.content.decode()
+    assert client.get(reverse("feed:home")).status_code == 200
+    response = client.post(reverse("logout"), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("login")
+    assert "You have been logged out." in response.content.decode()
     assert client.get(reverse("feed:home")).status_code == 302
+    assert "You are logged out" in client.get(reverse("logout")).content.decode()
 
 
 def test_csrf_is_enforced(staff_user):
@@ -130,6 +137,13 @@ def test_csrf_is_enforced(staff_user):
 def test_top_bar_links_follow_the_role(as_role, settings, role, links):
     settings.FLOWER_URL = "http://flower.example/"
     html = as_role(role).get(reverse("feed:home")).content.decode()
-    nav = html.split("<nav>")[1].split("</nav>")[0]
+    nav = html.split('<nav id="main-nav"')[1].split("</nav>")[0]
     for link in ("Employees", "Register", "Admin", "Flower"):
         assert (f">{link}</a>" in nav) == (link in links), link
+    assert ">People</a>" in nav
+
+
+def test_the_flower_link_shows_only_when_flower_is_configured(as_role, settings):
+    settings.FLOWER_URL = ""
+    html = as_role("admin").get(reverse("feed:home")).content.decode()
+    assert ">Flower</a>" not in html
