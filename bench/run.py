@@ -837,7 +837,7 @@ def main() -> None:
         "--skip",
         default="",
         help="comma-separated sections to skip: "
-        "registration,c2v,throughput,reads,onboarding,live",
+        "registration,c2v,throughput,reads,onboarding,live,observability",
     )
     parser.add_argument(
         "--render-only",
@@ -914,6 +914,11 @@ def main() -> None:
             from bench.live import measure_live
 
             report.live = measure_live(clients=50 if q else 200, events=20 if q else 50)
+        if "observability" not in skip:
+            # Its own module and results file (bench/results/observability.md).
+            from bench.observability import bench_observability
+
+            report.observability = bench_observability(quick=q, recreate=False)
     finally:
         rss.close()
         report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}

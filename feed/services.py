@@ -1,5 +1,6 @@
 """Every write of the feed."""
 
+import contextvars
 import functools
 import itertools
 import json
@@ -29,6 +30,7 @@ from portal.messaging.dead_letter_records import (
     dead_letters_store,
 )
 from portal.messaging.eventlog import event_log_emit
+from portal.messaging.journey import journey_note_duplicates
 from portal.messaging.models import DeadLetter
 from portal.messaging.topology import TASKS_EXCHANGE
 from registrar.models import Employee
@@ -83,7 +85,7 @@ class _Row:
     raw: Any
 
 
-def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
+def feed_events_apply(*, envelopes: Iterable[Any], repair: bool = False) -> ApplyResult:
     """Validate CloudEvents and add the valid ones to the feed, in one transaction.
 
     Idempotent: an event whose (source, id) is already on the feed, or appears
@@ -94,6 +96,12 @@ def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
     (``batch_apply`` isolates it; reason "refused by database"). Transient
     database errors propagate (the caller retries the whole batch, which is
     safe because of the idempotency).
+
+    With ``repair`` an event already on the feed is re-applied over its
+    card: its text, data and department are rendered again from the event
+    (``created`` then counts the cards inserted or changed), which is how a
+    rendering bug is repaired (``feed_rebuild``, ``events_replay --repair``).
+    Duplicates skipped are noted for the event's journey.
 
     The events are validated and inserted ``FEED_INSERT_CHUNK`` at a time; on
     PostgreSQL each chunk's insert is sent without waiting for the previous
@@ -118,7 +126,7 @@ def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
 
     results = batch_apply(
         list(envelopes),
-        apply=_feed_events_apply_part,
+        apply=functools.partial(_feed_events_apply_part, repair=repair),
         refuse=refuse,
         finish=store_dead_letters,
     )
@@ -130,11 +138,23 @@ def feed_events_apply(*, envelopes: Iterable[Any]) -> ApplyResult:
     )
 
 
-def _feed_events_apply_part(items: Sequence[Any]) -> ApplyResult:
+def _feed_events_apply_part(
+    items: Sequence[Any], *, repair: bool = False
+) -> ApplyResult:
     """Apply envelopes inside the caller's transaction."""
     batch = _Batch(dead=[])
     rows = batch.valid_rows(items)
-    created, stored, ids = _feed_events_insert(_chunks(rows), batch.dead)
+    kept: list[_Row] = []
+    created, stored, ids = _feed_events_insert(
+        _chunks(rows), batch.dead, kept=kept, repair=repair
+    )
+    if stored > created and not repair:
+        # None inserted (a replay, a redelivery): all were there; else ask.
+        journey_note_duplicates(
+            {(r.fields["source"], r.fields["event_id"]) for r in kept}
+            if created == 0
+            else _already_there(kept)
+        )
     if batch.dead:
         dead_letters_store(batch.dead)
     return ApplyResult(
@@ -242,11 +262,38 @@ _RECORD_TYPES = {
 }
 
 
+def _already_there(rows: list[_Row]) -> set[tuple[str, str]]:
+    """Which of ``rows`` were on the feed before this batch (its inserts
+    all have one ``received_at``, ``timezone.now()`` of the batch; only
+    asked when some row was not inserted)."""
+    by_source: dict[str, list[str]] = {}
+    for row in rows:
+        by_source.setdefault(row.fields["source"], []).append(row.fields["event_id"])
+    inserted_at = _batch_time.get()
+    found: set[tuple[str, str]] = set()
+    for source, ids in by_source.items():
+        cards = FeedEvent.objects.filter(source=source, event_id__in=ids)
+        if connection.vendor == "postgresql":
+            cards = cards.exclude(received_at=inserted_at)
+        else:  # each card got its own time, after this one
+            cards = cards.filter(received_at__lt=inserted_at)
+        found.update(cards.values_list("source", "event_id"))
+    return found
+
+
+_batch_time: contextvars.ContextVar[Any] = contextvars.ContextVar("feed_batch_time")
+
+
 def _feed_events_insert(
-    chunks: Iterable[list[_Row]], dead: list[DeadLetter]
+    chunks: Iterable[list[_Row]],
+    dead: list[DeadLetter],
+    *,
+    kept: list[_Row] | None = None,
+    repair: bool = False,
 ) -> tuple[int, int, list[int]]:
-    """Insert the rows unless already on the feed: (how many were new, sent,
-    the new rows' ids on PostgreSQL).
+    """Insert the rows unless already on the feed: (how many were new, or
+    with ``repair`` new or rewritten; how many were sent; the ids of those
+    rows on PostgreSQL).
 
     The unique index on (source, event_id) decides: ``ON CONFLICT DO NOTHING``
     skips an event already there (or inserted by a concurrent worker), so no
@@ -256,35 +303,63 @@ def _feed_events_insert(
     go out in pipeline mode: the next chunk is prepared while the database
     inserts the previous one. Rows holding U+0000 go to ``dead`` instead.
     """
+    kept = kept if kept is not None else []
     if connection.vendor != "postgresql":
         rows = [row for chunk in chunks for row in _payload(chunk, dead)[1]]
+        kept.extend(rows)
+        now = timezone.now()
+        _batch_time.set(now)
         before = FeedEvent.objects.count()
-        FeedEvent.objects.bulk_create(
-            [FeedEvent(**row.fields) for row in rows], ignore_conflicts=True
-        )
+        events = [FeedEvent(**row.fields) for row in rows]
+        if repair:
+            FeedEvent.objects.bulk_create(
+                events,
+                update_conflicts=True,
+                unique_fields=["source", "event_id"],
+                update_fields=list(_REPAIRED_COLUMNS),
+            )
+            return len(rows), len(rows), []
+        FeedEvent.objects.bulk_create(events, ignore_conflicts=True)
         return FeedEvent.objects.count() - before, len(rows), []
-    sql = _insert_sql()
+    sql = _insert_sql(repair)
     now = timezone.now()
+    _batch_time.set(now)
     stored = 0
     cursors = []
     connection.ensure_connection()
     raw_connection = connection.connection
     with connection.wrap_database_errors, raw_connection.pipeline():
         for chunk in chunks:
-            payload, kept = _payload(chunk, dead)
-            if not kept:
+            payload, storable = _payload(chunk, dead)
+            if not storable:
                 continue
             cursor = psycopg.Cursor(raw_connection)
             cursor.execute(sql, [now, payload])
             cursors.append(cursor)
-            stored += len(kept)
+            stored += len(storable)
+            kept.extend(storable)
     # Leaving the pipeline waited for every result.
     ids = [row[0] for cursor in cursors for row in cursor.fetchall()]
     return len(ids), stored, ids
 
 
+# What a repair renders again (and the event's own fields, in case a
+# contract's upcasting changed them).
+_REPAIRED_COLUMNS = (
+    "type",
+    "time",
+    "data",
+    "text",
+    "department",
+    "department_id",
+    "employee_id",
+    "from_employee_id",
+    "traceparent",
+)
+
+
 @functools.cache
-def _insert_sql() -> str:
+def _insert_sql(repair: bool = False) -> str:
     meta = FeedEvent._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
@@ -294,10 +369,20 @@ def _insert_sql() -> str:
         f"{quote(name)} {_RECORD_TYPES.get(name, 'text')}" for name in _INSERT_COLUMNS
     )
     selected = ", ".join(f"r.{quote(name)}" for name in _INSERT_COLUMNS)
-    return (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+    insert = (
+        f"INSERT INTO {quote(meta.db_table)} AS f ({columns}) "
         f"SELECT {selected}, %s FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
-        "ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
+    )
+    if not repair:
+        return insert + "ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
+    repaired = [quote(meta.get_field(name).column) for name in _REPAIRED_COLUMNS]
+    changes = ", ".join(f"{c} = EXCLUDED.{c}" for c in repaired)
+    old = ", ".join(f"f.{c}" for c in repaired)
+    new = ", ".join(f"EXCLUDED.{c}" for c in repaired)
+    # Only cards that differ are written (and counted).
+    return (
+        insert + f"ON CONFLICT (source, event_id) DO UPDATE SET {changes} "
+        f"WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING id"
     )
 
 

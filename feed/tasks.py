@@ -3,6 +3,7 @@
 from dataclasses import asdict
 from typing import Any
 
+from portal.messaging.journey import repair_requested
 from portal.messaging.subscriber_tasks import subscriber_task
 
 from .live import feed_live_announce_applied_unsafe
@@ -23,7 +24,7 @@ def apply_events(events: list[Any]) -> dict[str, int]:
     (``feed.live``) so open pages show them at once; that announcement is
     outside the log and may be lost, which pages survive by catching up.
     """
-    result = feed_events_apply(envelopes=events)
+    result = feed_events_apply(envelopes=events, repair=repair_requested())
     if result.created_ids:
         feed_live_announce_applied_unsafe(list(result.created_ids))
     summary = asdict(result)

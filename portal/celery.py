@@ -1,10 +1,28 @@
 """The Celery application shared by the web processes, the relay and the workers."""
 
 import os
+import sys
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.base")
+
+
+def _is_worker_command() -> bool:
+    program = sys.argv[0] if sys.argv else ""
+    celery = os.path.basename(program).startswith("celery") or program.endswith(
+        os.path.join("celery", "__main__.py")
+    )  # `celery …` or `python -m celery …`
+    return celery and "worker" in sys.argv[1:]
+
+
+if _is_worker_command():
+    # Before anything imports prometheus_client: the pool's processes count
+    # in files the main process adds up when scraped.
+    from portal.observability.multiproc import multiproc_prepare
+
+    multiproc_prepare("worker")
+    os.environ["PORTAL_PROCESS_KIND"] = "worker"
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -26,6 +44,40 @@ def _configure_topology(sender: Celery, **kwargs: object) -> None:
     topology.configure(sender)
 
 
+@signals.setup_logging.connect
+def _logging_from_settings(**kwargs: object) -> None:
+    # Connected, this replaces Celery's own set-up: workers log like every
+    # other process (LOG_FORMAT: JSON lines or plain ones, with the event,
+    # subscriber, task and trace of each line).
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
+
+@signals.worker_ready.connect
+def _serve_metrics(sender=None, **kwargs: object) -> None:
+    # In the main process, once the pool runs (its children must not
+    # inherit the listening socket).
+    from django.conf import settings
+
+    from portal.observability.exposition import metrics_server_start
+
+    metrics_server_start(
+        port=settings.WORKER_METRICS_PORT,
+        address=settings.METRICS_ADDRESS,
+        token=settings.METRICS_TOKEN,
+    )
+
+
+@signals.worker_process_shutdown.connect
+def _pool_process_gone(pid=None, **kwargs: object) -> None:
+    from portal.observability.multiproc import multiproc_process_dead
+
+    multiproc_process_dead(pid or os.getpid())
+
+
 def _install_bootsteps() -> None:
     # By name: loaded when a worker starts, after Django is set up (they use
     # models); web processes and the relay never import them.
@@ -33,6 +85,7 @@ def _install_bootsteps() -> None:
         {
             "portal.messaging.bootsteps:IngestConsumer",
             "portal.messaging.bootsteps:DeadLetterConsumer",
+            "portal.messaging.bootsteps:WorkerHeartbeat",
         }
     )
 

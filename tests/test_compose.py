@@ -6,14 +6,17 @@ resolved against the code, so renaming one breaks this test instead of the
 deployment. No database is touched.
 """
 
+import ast
 import http.server
 import importlib
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -37,6 +40,8 @@ EXPECTED_SERVICES = {
     "flower",
     "mailpit",
     "directory",
+    "prometheus",
+    "grafana",
 }
 APP_SERVICES = {"migrate", "web", "worker", "onboarding-worker", "relay", "flower"}
 LONG_RUNNING_APP_SERVICES = {"web", "worker", "onboarding-worker", "relay"}
@@ -47,8 +52,10 @@ NEEDS_HEALTHCHECK = {
     "web",
     "worker",
     "onboarding-worker",
+    "relay",
     "mailpit",
     "directory",
+    "prometheus",
 }
 ALLOWED_CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Environment keys whose values are secrets: they must come from the environment.
@@ -153,18 +160,37 @@ def test_servers_and_broker_and_database_have_healthchecks(services):
         assert test not in (["NONE"], "NONE"), f"{name} disables its healthcheck"
     assert "pg_isready -U portal -d portal" in healthcheck_text(services["postgres"])
     assert "rabbitmq-diagnostics -q ping" in healthcheck_text(services["rabbitmq"])
-    assert "/accounts/login/" in healthcheck_text(services["web"])
+    assert "/healthz" in healthcheck_text(services["web"])
 
 
-@pytest.mark.parametrize("name", sorted(WORKER_SERVICES))
-def test_worker_healthcheck_pings_its_own_node_with_escaped_hostname(services, name):
-    """Compose would interpolate a single ``$HOSTNAME`` itself (to nothing)."""
-    healthcheck = services[name]["healthcheck"]["test"]
-    assert healthcheck[0] == "CMD-SHELL", "needs a shell to expand $HOSTNAME"
-    text = healthcheck_text(services[name])
-    assert "celery -A portal inspect ping" in text
-    assert "celery@$$HOSTNAME" in text
-    assert not re.search(r"(?<!\$)\$HOSTNAME", text.replace("$$HOSTNAME", ""))
+@pytest.mark.parametrize("service", ["relay", "worker", "onboarding-worker"])
+def test_relay_and_worker_healthchecks_run_the_health_command(
+    services, service, tmp_path
+):
+    """``manage.py portal_health <kind>`` passes on a fresh heartbeat file and
+    fails on a stale or missing one: run here exactly as compose runs it."""
+    kind = "relay" if service == "relay" else "worker"
+    test = services[service]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "manage.py", "portal_health"]
+    assert test[4] == kind
+    assert "portal_health" in get_commands()
+    env = {
+        **os.environ,
+        "HEARTBEAT_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "portal.settings.base",
+    }
+
+    def probe() -> int:
+        return subprocess.run(
+            [sys.executable, *test[2:]], cwd=ROOT, env=env, capture_output=True
+        ).returncode
+
+    assert probe() == 1  # no heartbeat yet
+    (tmp_path / kind).write_text("1")
+    assert probe() == 0
+    old = time.time() - 600
+    os.utime(tmp_path / kind, (old, old))
+    assert probe() == 1
 
 
 # --- Entry points exist in the code -------------------------------------------
@@ -338,11 +364,11 @@ class _Answer(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize(
-    ("status", "healthy"), [(200, True), (301, True), (500, False)]
+    ("status", "healthy"), [(200, True), (301, False), (500, False)]
 )
-def test_web_healthcheck_counts_the_ssl_redirect_as_healthy(services, status, healthy):
-    """With SECURE_SSL_REDIRECT on, plain http to the container is answered
-    with a redirect to https, which the container itself cannot follow."""
+def test_web_healthcheck_wants_healthz_to_answer(services, status, healthy):
+    """/healthz is exempt from the redirect to https (production settings),
+    so a redirect means something is wrong."""
     test = services["web"]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
     handler = type("Answer", (_Answer,), {"status": status})
@@ -477,3 +503,90 @@ def test_the_cluster_profile_runs_three_nodes_that_find_each_other(services):
         ]
         volumes |= {v.split(":")[0] for v in svc["volumes"] if not v.startswith(".")}
     assert len(volumes) == 3  # a data volume each
+
+
+def test_probes_and_metrics_are_exempt_from_the_https_redirect():
+    text = (ROOT / "portal" / "settings" / "production.py").read_text()
+    exempt = re.search(r"SECURE_REDIRECT_EXEMPT = (\[.*?\])", text).group(1)
+    patterns = [re.compile(p) for p in ast.literal_eval(exempt)]
+    for path in ("healthz", "readyz", "metrics"):
+        assert any(p.search(path) for p in patterns), path
+
+
+# --- Metrics, alerts and the dashboard --------------------------------------------
+
+
+def mounts(service: dict) -> dict[str, Path]:
+    """Container path -> file of this repository, for bind mounts."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            found[target] = ROOT / source[2:]
+    return found
+
+
+def test_every_portal_process_serves_metrics_behind_a_secret_token(services, compose):
+    env = environment(services["web"])
+    assert env["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")
+    assert env["METRICS_ADDRESS"] == "0.0.0.0"
+    assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
+    for name in ("relay", "worker", "onboarding-worker"):
+        # The metrics ports stay on the compose network.
+        assert not services[name].get("ports"), name
+
+
+def test_prometheus_scrapes_every_process_kind_with_the_token(services):
+    prometheus = services["prometheus"]
+    files = mounts(prometheus)
+    config = yaml.safe_load(files["/etc/prometheus/prometheus.yml"].read_text())
+    assert "metrics_token" in prometheus["secrets"]
+    env = environment(services["web"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    expected = {
+        "portal-web": "web:8000",
+        "portal-relay": f"relay:{env['RELAY_METRICS_PORT']}",
+        "portal-worker": f"worker:{env['WORKER_METRICS_PORT']}",
+        "portal-onboarding-worker": f"onboarding-worker:{env['WORKER_METRICS_PORT']}",
+    }
+    for job, target in expected.items():
+        assert jobs[job]["static_configs"][0]["targets"] == [target], job
+        auth = jobs[job]["authorization"]
+        assert auth["credentials_file"] == "/run/secrets/metrics_token", job
+    assert jobs["flower"]["static_configs"][0]["targets"] == ["flower:5555"]
+    assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+    # The rule file it loads is the one mounted from deploy/.
+    (rules,) = config["rule_files"]
+    assert files[rules] == ROOT / "deploy" / "prometheus" / "alerts.yml"
+    for path in files.values():
+        assert path.is_file(), path
+
+
+def test_rabbitmq_runs_its_prometheus_plugin(services):
+    files = mounts(services["rabbitmq"])
+    plugins = files["/etc/rabbitmq/enabled_plugins"].read_text()
+    assert "rabbitmq_prometheus" in plugins
+    assert "rabbitmq_management" in plugins  # the image's own UI stays
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(services):
+    grafana = services["grafana"]
+    files = mounts(grafana)
+    provisioning = files["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load(
+        (provisioning / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load(
+        (provisioning / "dashboards" / "portal.yml").read_text()
+    )["providers"]
+    dashboards = files[provider["options"]["path"]]
+    dashboard = json.loads((dashboards / "portal.json").read_text())
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"], panel["title"]
+            assert target["expr"].strip(), panel["title"]
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/portal.json"
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"

@@ -5,6 +5,7 @@ from django.utils.safestring import mark_safe
 
 from feed import rendering
 from portal.messaging.sources import source_is_reserved
+from portal.messaging.views import journey_url
 
 register = template.Library()
 
@@ -31,6 +32,12 @@ def avatar_hue_class(event) -> str:
 def type_class(event_type: str) -> str:
     """``thanks.sent`` -> ``event-thanks-sent``, for styling per type."""
     return "event-" + "".join(c if c.isalnum() else "-" for c in event_type.lower())
+
+
+@register.filter
+def journey_href(event) -> str:
+    """The admin's page that follows this card's event through the pipeline."""
+    return journey_url(event_id=event.event_id)
 
 
 @register.filter

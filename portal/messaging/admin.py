@@ -9,6 +9,7 @@ from .dead_letter_tools import (
     dead_letters_requeue,
 )
 from .models import DeadLetter, LoggedEvent, ServiceToken
+from .views import journey_url
 
 
 class DeliveryFilter(admin.SimpleListFilter):
@@ -41,6 +42,7 @@ class LoggedEventAdmin(admin.ModelAdmin):
         "created_at",
         "published_at",
         "short_error",
+        "journey",
     ]
     list_filter = ["status", DeliveryFilter, "origin", "type"]
     # Newest first: what an operator looks for is what just happened.
@@ -64,6 +66,10 @@ class LoggedEventAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, obj):
         return Truncator(obj.last_error).chars(80)
+
+    @admin.display(description="journey")
+    def journey(self, obj):
+        return format_html('<a href="{}">journey</a>', journey_url(log_id=obj.pk))
 
     @admin.action(
         description="Republish selected events to every subscriber",
@@ -106,6 +112,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
         "attempts",
         "subscriber",
         "queue",
+        "journey",
     ]
     list_filter = ["status", "reason", "subscriber", "event_type", "kind", "queue"]
     search_fields = ["event_id", "source", "event_type", "error", "body"]
@@ -113,6 +120,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
     actions = ["requeue", "purge"]
     readonly_fields = [
         "payload",
+        "journey",
         *[f.name for f in DeadLetter._meta.fields if f.name != "body"],
     ]
     exclude = ["body"]
@@ -126,6 +134,14 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="journey")
+    def journey(self, obj: DeadLetter):
+        if not obj.event_id:
+            return "—"
+        return format_html(
+            '<a href="{}">journey</a>', journey_url(event_id=obj.event_id)
+        )
 
     @admin.display(description="payload")
     def payload(self, obj: DeadLetter):

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from portal.api import JSONParser
 
+from . import metrics
 from .asyncapi import asyncapi
 from .contracts import CONTENT_TYPE, ContractError, validate_event
 from .eventlog import event_log_accept
@@ -111,6 +112,11 @@ class EventIngestView(APIView):
     authentication_classes = [ServiceTokenAuthentication]
     permission_classes = [IsService]
     parser_classes = [JSONParser, CloudEventsParser]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Every answer counts, the refusals (401, 403, 413) included.
+        metrics.HTTP_INGEST.labels(str(response.status_code)).inc()
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def post(self, request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)

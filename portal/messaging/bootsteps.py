@@ -5,6 +5,8 @@
 
 import logging
 
+from celery import bootsteps
+
 from .dead_letter_intake import DeadLetterConsumerStep
 from .ingest import IngestConsumerStep
 
@@ -29,3 +31,30 @@ class DeadLetterConsumer(DeadLetterConsumerStep):
 
     def include_if(self, c) -> bool:
         return _on_rabbitmq(c)
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Touch the worker's heartbeat file while its consumer is connected
+    (``manage.py portal_health worker``, the compose healthcheck)."""
+
+    requires = {"celery.worker.consumer.connection:Connection"}
+    interval = 10.0
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self._tref = None
+
+    def start(self, c) -> None:
+        from portal.observability.heartbeat import heartbeat_touch
+
+        heartbeat_touch("worker")
+        self._tref = c.timer.call_repeatedly(
+            self.interval, heartbeat_touch, ("worker",)
+        )
+
+    def stop(self, c) -> None:
+        if self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+
+    shutdown = stop

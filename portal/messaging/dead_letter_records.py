@@ -9,13 +9,17 @@ the vocabulary operators filter by.
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
+from . import metrics
 from .amqp_messages import message_headers, message_properties, raw_body
 from .contracts import CONTENT_TYPE, ContractError
+from .journey import journey_note_dead
 from .models import DeadLetter
 
 REASON_NOT_JSON = "not JSON"
@@ -139,7 +143,19 @@ def dead_letter_fit(record: DeadLetter) -> DeadLetter:
 
 
 def dead_letters_store(records: Iterable[DeadLetter]) -> int:
-    """Insert records (one statement); call inside the caller's transaction."""
+    """Insert records (one statement); call inside the caller's transaction.
+
+    They are counted (``portal_dead_letters_stored_total``) once that
+    transaction commits, and a subscriber's task notes them for its journey.
+    """
     records = [dead_letter_fit(record) for record in records]
     DeadLetter.objects.bulk_create(records)
+    journey_note_dead((r.source, r.event_id) for r in records if r.event_id)
+    counts = Counter((r.subscriber, r.reason) for r in records)
+
+    def count() -> None:
+        for (subscriber, reason), n in counts.items():
+            metrics.DEAD_LETTERS.labels(subscriber, reason).inc(n)
+
+    transaction.on_commit(count)
     return len(records)

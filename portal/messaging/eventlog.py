@@ -24,7 +24,10 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import wakeup
+from portal.observability.process import process_label
+from portal.observability.tracing import traceparent_current
+
+from . import metrics, wakeup
 from .contracts import Event, build_event
 from .models import LoggedEvent
 from .subscriptions import destinations_for
@@ -71,6 +74,9 @@ def event_log_emit(
     """
     if not connection.in_atomic_block:
         raise EventLogError("event_log_emit() must run inside transaction.atomic()")
+    if traceparent is None:
+        # The web request's trace (TraceparentMiddleware), if there is one.
+        traceparent = traceparent_current()
     event = build_event(
         type=type,
         data=data,
@@ -89,9 +95,15 @@ def event_log_emit(
         envelope=envelope,
         origin=LoggedEvent.Origin.PORTAL,
         undelivered=destinations_for(envelope["type"]),
+        logged_by=process_label(),
     )
-    transaction.on_commit(lambda: wakeup.after_commit([entry.pk]))
+    transaction.on_commit(lambda: _committed([entry.pk], LoggedEvent.Origin.PORTAL))
     return entry
+
+
+def _committed(ids: list[int], origin: str) -> None:
+    metrics.EVENTS_LOGGED.labels(origin).inc(len(ids))
+    wakeup.after_commit(ids)
 
 
 def event_log_accept(
@@ -111,10 +123,11 @@ def event_log_accept(
                 "envelope": envelope,
                 "origin": origin,
                 "undelivered": destinations_for(envelope["type"]),
+                "logged_by": process_label(),
             },
         )
         if created:
-            transaction.on_commit(lambda: wakeup.after_commit([entry.pk]))
+            transaction.on_commit(lambda: _committed([entry.pk], origin))
     return entry, created
 
 
@@ -145,12 +158,13 @@ def event_log_accept_many(
                     "envelope": envelope,
                     "origin": origin,
                     "undelivered": destinations_for(envelope["type"]),
+                    "logged_by": process_label(),
                 },
             )
             if created:
                 ids.append(entry.pk)
     if ids:
-        transaction.on_commit(lambda: wakeup.after_commit(ids))
+        transaction.on_commit(lambda: _committed(ids, origin))
     return ids
 
 
@@ -171,9 +185,9 @@ def _insert_new(envelopes: list[dict[str, Any]], origin: str) -> list[int]:
             f"""
             INSERT INTO {connection.ops.quote_name(table)}
                 (event_id, source, type, envelope, origin, status, undelivered,
-                 attempts, last_error, created_at)
+                 attempts, last_error, created_at, logged_by, routes)
             SELECT r.event_id, r.source, r.type, r.envelope, %s, %s,
-                   r.undelivered, 0, '', %s
+                   r.undelivered, 0, '', %s, %s, '{{}}'::jsonb
             FROM jsonb_to_recordset(%s::jsonb) AS r(
                 event_id text, source text, type text, envelope jsonb,
                 undelivered jsonb)
@@ -184,6 +198,7 @@ def _insert_new(envelopes: list[dict[str, Any]], origin: str) -> list[int]:
                 origin,
                 LoggedEvent.Status.PENDING,
                 timezone.now(),
+                process_label(),
                 orjson.dumps(rows).decode(),
             ],
         )

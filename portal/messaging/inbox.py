@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from .journey import journey_note_duplicates
 from .models import ProcessedEvent
 
 
@@ -38,6 +39,7 @@ def inbox_claim(
         if key in claimed and key not in seen:
             seen.add(key)
             fresh.append(event)
+    journey_note_duplicates(keys - claimed)
     return fresh
 
 

@@ -13,10 +13,12 @@ subscriber that wants it, like the portal's own.
 
 import json
 import logging
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
 
+from . import metrics
 from .amqp_messages import (
     JSON_CONTENT_TYPES,
     content_type_of,
@@ -58,6 +60,8 @@ class IngestConsumerStep(BatchingConsumerStep):
 
     def start(self, c):
         declare_ingest(c.connection)
+        for outcome in ("accepted", "duplicate"):
+            metrics.INGESTED.labels(outcome, "")
         super().start(c)
 
     def handle(self, messages: list[Any]) -> None:
@@ -86,6 +90,15 @@ class IngestConsumerStep(BatchingConsumerStep):
             if dead:
                 dead_letters_store(dead)
 
+        def count() -> None:
+            logged = sum(len(ids) for ids in results)
+            metrics.INGESTED.labels("accepted", "").inc(logged)
+            metrics.INGESTED.labels("duplicate", "").inc(
+                len(messages) - len(dead) - logged
+            )
+            for reason, n in Counter(record.reason for record in dead).items():
+                metrics.INGESTED.labels("refused", reason).inc(n)
+
         results = batch_apply(
             accepted,
             apply=lambda part: event_log_accept_many(
@@ -94,6 +107,7 @@ class IngestConsumerStep(BatchingConsumerStep):
             refuse=refuse,
             finish=store_dead_letters,
         )
+        count()
         logger.info(
             "Ingested %d message(s): %d new event(s) logged, %d dead-lettered",
             len(messages),

@@ -49,6 +49,20 @@ class LoggedEvent(models.Model):
     published_at = models.DateTimeField(
         null=True, blank=True, help_text="When the last destination confirmed it."
     )
+    logged_by = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The process that logged it (kind host:pid).",
+    )
+    routes = models.JSONField(
+        default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),
+        blank=True,
+        help_text="Per destination, when RabbitMQ confirmed it, the confirm "
+        "time and the process that routed it (the journey's routing hops).",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -64,6 +78,8 @@ class LoggedEvent(models.Model):
                 name="outbox_pending_idx",
                 condition=models.Q(status="pending"),
             ),
+            # The journey page finds an event by its id alone.
+            models.Index(fields=["event_id"], name="outbox_event_id_idx"),
         ]
 
     def __str__(self) -> str:
@@ -166,7 +182,11 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["event_type"], name="deadletter_type_idx")]
+        indexes = [
+            models.Index(fields=["event_type"], name="deadletter_type_idx"),
+            # The journey page shows an event's dead letters.
+            models.Index(fields=["event_id"], name="deadletter_event_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.event_type or '?'} {self.event_id or ''}".strip()
@@ -256,3 +276,57 @@ class ServiceToken(models.Model):
                 f"(allowed: {', '.join(self.event_types)})"
             )
         return None
+
+
+class EventHop(models.Model):
+    """One subscriber's handling of one logged event: a hop of its journey.
+
+    Written by the subscriber's task after each task message, one statement
+    for the whole batch: delivered (attempt n) and then applied, skipped as
+    a duplicate, retried (with the error) or given up. The hops before (the
+    commit to the log, the routing to each destination with its confirm
+    time) are on the ``LoggedEvent`` row itself, and a dead letter is its own
+    record, so the journey page reads all three. ``log_id`` is no foreign
+    key: the journey outlives the log row by its own retention.
+    """
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        DUPLICATE = "duplicate", "Skipped as duplicate"
+        RETRIED = "retried", "Retried"
+        DEAD_LETTERED = "dead_lettered", "Dead-lettered"
+
+    log_id = models.BigIntegerField(db_index=True)
+    subscriber = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    attempt = models.PositiveIntegerField(default=1)
+    delivered_at = models.DateTimeField(help_text="When the task started.")
+    finished_at = models.DateTimeField()
+    process = models.CharField(max_length=200, blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["log_id", "delivered_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} {self.outcome} #{self.log_id}"
+
+
+class RelayHeartbeat(models.Model):
+    """When each relay last finished a pass: what "the relay is alive" means.
+
+    A relay writes its row at most every few seconds; the metrics, the
+    health command and ``portal_doctor`` read it. Rows of relays long gone
+    are removed by retention.
+    """
+
+    relay = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    started_at = models.DateTimeField()
+    last_pass_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_pass_at"]
+
+    def __str__(self) -> str:
+        return f"{self.relay} ({self.last_pass_at:%Y-%m-%d %H:%M:%S})"

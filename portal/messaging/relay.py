@@ -9,18 +9,29 @@ same row at the same time; a destination counts as delivered only after
 RabbitMQ confirmed it (``router.route_pending``).
 """
 
+import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
+from django.utils import timezone
 from psycopg import sql
 
+from portal.observability.heartbeat import heartbeat_touch
+
+from . import metrics
+from .amqp_publish import publisher_connection, publisher_reset
+from .models import RelayHeartbeat
+from .retention import events_prune_if_due
 from .router import RouteResult, route_pending
+from .subscriptions import BROADCAST, subscriptions
 from .wakeup import notify_mode
 
 logger = logging.getLogger(__name__)
@@ -44,6 +55,12 @@ class Relay:
         )
         self.batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
         self.stopping = threading.Event()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = timezone.now()
+        self._duty_clock: dict[str, float] = {}
+        metrics.metrics_initialize_destinations(
+            [*(s.name for s in subscriptions()), BROADCAST]
+        )
 
     def run_once(self, *, notified: bool = False) -> RouteResult:
         """Route one batch of overdue rows, or of every pending row after a
@@ -83,6 +100,10 @@ class Relay:
                     close_old_connections()
                 if result.sent:
                     logger.info("Relayed %d event(s)", result.sent)
+                if not result.failed:
+                    # Only a pass that routed what it took counts as one:
+                    # the heartbeat is "the last successful pass".
+                    self.duties()
                 if result.failed:
                     failures += 1
                     delay = min(self.interval * 2**failures, self.max_backoff)
@@ -101,6 +122,32 @@ class Relay:
             if listener is not None:
                 listener.close()
         logger.info("Relay stopped")
+
+    def duties(self) -> None:
+        """What the relay does besides routing, each at its own pace: its
+        heartbeat (database row and file), the subscribers' queue depths for
+        the metrics, retention. None of them may stop the routing."""
+        clock = time.monotonic()
+        due = self._duty_clock
+        try:
+            if (
+                clock - due.get("beat", float("-inf"))
+                >= settings.RELAY_HEARTBEAT_SECONDS
+            ):
+                due["beat"] = clock
+                relay_heartbeat_record(self.name, self.started_at)
+                heartbeat_touch("relay")
+            if (
+                clock - due.get("queues", float("-inf"))
+                >= settings.RELAY_QUEUE_CHECK_SECONDS
+            ):
+                due["queues"] = clock
+                queue_depths_observe()
+            events_prune_if_due(due, clock=clock)
+        except Exception:  # noqa: BLE001 - logged; routing goes on
+            logger.exception("Relay duty failed")
+        finally:
+            close_old_connections()
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -169,3 +216,40 @@ class _Listener:
             except Exception:  # noqa: BLE001 - it is being dropped anyway
                 logger.debug("Closing the LISTEN connection failed", exc_info=True)
             self._wrapper = None
+
+
+def relay_heartbeat_record(relay: str, started_at: datetime) -> None:
+    """Record that ``relay`` just finished a pass (one statement)."""
+    now = timezone.now()
+    RelayHeartbeat.objects.bulk_create(
+        [RelayHeartbeat(relay=relay, started_at=started_at, last_pass_at=now)],
+        update_conflicts=True,
+        unique_fields=["relay"],
+        update_fields=["last_pass_at"],
+    )
+
+
+def queue_depths_observe() -> None:
+    """Ready messages and consumers of each subscriber's task queue, for the
+    metrics (a passive declare each, on the relay's publisher connection)."""
+    if not settings.CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+        return
+    try:
+        connection = publisher_connection()
+    except Exception as exc:  # noqa: BLE001 - the broker is away: nothing to say
+        logger.debug("Queue depths not read: %s", exc)
+        publisher_reset()
+        return
+    for subscription in subscriptions():
+        channel = connection.channel()
+        try:
+            _, messages, consumers = channel.queue_declare(
+                queue=subscription.queue, passive=True
+            )
+        except Exception:  # noqa: BLE001 - not declared yet
+            continue
+        finally:
+            with contextlib.suppress(Exception):  # closed by the broker already
+                channel.close()
+        metrics.QUEUE_MESSAGES.labels(subscription.name).set(messages)
+        metrics.QUEUE_CONSUMERS.labels(subscription.name).set(consumers)

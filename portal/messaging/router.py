@@ -17,18 +17,23 @@ number of destinations.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from . import topology
+from portal.observability.process import process_label
+
+from . import metrics, topology
 from .amqp_publish import (
     BrokerBlocked,
     OutgoingMessage,
@@ -38,6 +43,7 @@ from .amqp_publish import (
     publisher_reset,
     publisher_reused,
 )
+from .journey import HEADER_LOG_IDS, HEADER_LOGGED_AT, journey_enabled
 from .models import LoggedEvent
 from .subscriptions import BROADCAST, subscription_named, subscriptions
 from .task_messages import (
@@ -64,7 +70,19 @@ class _Row:
     pk: int
     envelope: dict[str, Any]
     undelivered: list[str]
+    logged_at: float = 0.0
     body: bytes = b""
+
+
+@dataclass
+class _Delivery:
+    """What one pass got confirmed: destinations per row, the last error, and
+    how long RabbitMQ took to confirm everything published."""
+
+    delivered: dict[int, set[str]]
+    error: str = ""
+    confirm_seconds: float = 0.0
+    published_at: datetime | None = None
 
 
 def route_pending(
@@ -82,6 +100,7 @@ def route_pending(
     says so.
     """
     limit = limit or settings.OUTBOX_RELAY_BATCH_SIZE
+    started = time.perf_counter()
     with transaction.atomic():
         rows = LoggedEvent.objects.select_for_update(skip_locked=True).filter(
             status=LoggedEvent.Status.PENDING
@@ -91,20 +110,23 @@ def route_pending(
         if older_than is not None:
             rows = rows.filter(created_at__lte=timezone.now() - older_than)
         taken = [
-            _Row(pk, envelope, list(undelivered or []))
-            for pk, envelope, undelivered in rows.order_by("id").values_list(
-                "id", "envelope", "undelivered"
+            _Row(pk, envelope, list(undelivered or []), created.timestamp())
+            for pk, envelope, undelivered, created in rows.order_by("id").values_list(
+                "id", "envelope", "undelivered", "created_at"
             )[:limit]
         ]
         if not taken:
             return RouteResult()
-        delivered, error = _deliver(taken)
-        return _record(taken, delivered, error)
+        delivery = _deliver(taken)
+        result = _record(taken, delivery)
+    metrics.PASS_SECONDS.observe(time.perf_counter() - started)
+    metrics.PASSES.labels("failed" if result.failed else "ok").inc()
+    return result
 
 
-def _deliver(rows: list[_Row]) -> tuple[dict[int, set[str]], str]:
-    """Publish what ``rows`` owe; returns what each row had confirmed, and
-    the last error met."""
+def _deliver(rows: list[_Row]) -> _Delivery:
+    """Publish what ``rows`` owe; returns what each row had confirmed, the
+    last error met and the confirm time."""
     delivered: dict[int, set[str]] = defaultdict(set)
     for row in rows:
         # A destination since removed (a subscriber no longer declared) is
@@ -114,30 +136,46 @@ def _deliver(rows: list[_Row]) -> tuple[dict[int, set[str]], str]:
         delivered[row.pk] |= gone
     plan = _plan(rows)
     if not plan:
-        return delivered, ""
+        return _Delivery(delivered)
     error = ""
     while True:
         try:
             _declare({destination for destination, _, _ in plan})
+            published_at = timezone.now()
+            started = time.perf_counter()
             results = publish_confirmed([message for _, message, _ in plan])
+            confirm_seconds = time.perf_counter() - started
         except BrokerBlocked as exc:
             # Keep the connection: it is the one that will hear
             # connection.unblocked. The relay tries again after a pause.
-            return delivered, f"{type(exc).__name__}: {exc}"
+            _count_failures(plan)
+            return _Delivery(delivered, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - any broker failure keeps rows owed
             reused = publisher_reused()
             publisher_reset()
             if reused:
                 continue  # went stale while idle: once more, fresh
-            return delivered, f"{type(exc).__name__}: {exc}"
+            _count_failures(plan)
+            return _Delivery(delivered, f"{type(exc).__name__}: {exc}")
         break
+    metrics.CONFIRM_SECONDS.observe(confirm_seconds)
+    routed: dict[str, int] = defaultdict(int)
     for (destination, _, pks), result in zip(plan, results, strict=True):
         if result is None:
             for pk in pks:
                 delivered[pk].add(destination)
+            routed[destination] += len(pks)
         else:
             error = f"{destination}: {result}"
-    return delivered, error
+            metrics.ROUTE_FAILURES.labels(destination).inc()
+    for destination, count in routed.items():
+        metrics.EVENTS_ROUTED.labels(destination).inc(count)
+    return _Delivery(delivered, error, confirm_seconds, published_at)
+
+
+def _count_failures(plan: list[tuple[str, OutgoingMessage, list[int]]]) -> None:
+    for destination, _, _ in plan:
+        metrics.ROUTE_FAILURES.labels(destination).inc()
 
 
 def _plan(rows: list[_Row]) -> list[tuple[str, OutgoingMessage, list[int]]]:
@@ -147,12 +185,19 @@ def _plan(rows: list[_Row]) -> list[tuple[str, OutgoingMessage, list[int]]]:
             row.body = encode_event(row.envelope)
     plan: list[tuple[str, OutgoingMessage, list[int]]] = []
     for subscription in subscriptions():
-        owed = [
-            (row.pk, row.body) for row in rows if subscription.name in row.undelivered
-        ]
+        owed = [(row, row.body) for row in rows if subscription.name in row.undelivered]
         for group in task_message_groups(subscription, owed):
-            message = task_message(subscription, [body for _, body in group])
-            plan.append((subscription.name, message, [pk for pk, _ in group]))
+            # Each event's log row and commit time travel with it, for its
+            # journey and the subscriber's lag.
+            message = task_message(
+                subscription,
+                [body for _, body in group],
+                headers={
+                    HEADER_LOG_IDS: [row.pk for row, _ in group],
+                    HEADER_LOGGED_AT: [round(row.logged_at, 3) for row, _ in group],
+                },
+            )
+            plan.append((subscription.name, message, [row.pk for row, _ in group]))
     for row in rows:
         if BROADCAST in row.undelivered:
             plan.append(
@@ -178,35 +223,54 @@ def _declare(destinations: set[str]) -> None:
             declared.add(subscription.queue)
 
 
-def _record(
-    rows: list[_Row], delivered: dict[int, set[str]], error: str
-) -> RouteResult:
+def _record(rows: list[_Row], delivery: _Delivery) -> RouteResult:
+    """One UPDATE per group of rows that end alike (sent, or still owing the
+    same destinations) and were confirmed to the same destinations now; the
+    latter are added to each row's ``routes``, its journey's routing hops."""
     now = timezone.now()
-    done = [row.pk for row in rows if set(row.undelivered) <= delivered[row.pk]]
-    if done:
-        LoggedEvent.objects.filter(pk__in=done).update(
-            status=LoggedEvent.Status.SENT,
-            undelivered=[],
-            attempts=F("attempts") + 1,
-            last_attempt_at=now,
-            published_at=now,
-            last_error="",
-        )
-    still_owed: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    delivered, error = delivery.delivered, delivery.error
+    hop = {
+        # When it was published; confirmed confirm_ms later.
+        "at": (delivery.published_at or now).isoformat(),
+        "confirm_ms": round(delivery.confirm_seconds * 1000, 2),
+        "by": process_label(),
+    }
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = defaultdict(list)
     for row in rows:
-        remaining = [d for d in row.undelivered if d not in delivered[row.pk]]
+        remaining = tuple(d for d in row.undelivered if d not in delivered[row.pk])
+        confirmed = tuple(d for d in row.undelivered if d in delivered[row.pk])
+        groups[(remaining, confirmed)].append(row.pk)
+    failed = 0
+    sent = 0
+    for (remaining, confirmed), pks in groups.items():
+        changes: dict[str, Any] = {
+            "attempts": F("attempts") + 1,
+            "last_attempt_at": now,
+        }
+        if confirmed and journey_enabled():
+            changes["routes"] = _routes_merged(dict.fromkeys(confirmed, hop))
         if remaining:
-            still_owed[tuple(remaining)].append(row.pk)
-    for remaining, pks in still_owed.items():
-        LoggedEvent.objects.filter(pk__in=pks).update(
-            undelivered=list(remaining),
-            attempts=F("attempts") + 1,
-            last_attempt_at=now,
-            last_error=error[:4000],
-        )
-    failed = sum(len(pks) for pks in still_owed.values())
+            failed += len(pks)
+            changes.update(undelivered=list(remaining), last_error=error[:4000])
+        else:
+            sent += len(pks)
+            changes.update(
+                status=LoggedEvent.Status.SENT,
+                undelivered=[],
+                published_at=now,
+                last_error="",
+            )
+        LoggedEvent.objects.filter(pk__in=pks).update(**changes)
     if failed:
         logger.warning(
             "Routing %d log row(s) failed, they stay owed: %s", failed, error
         )
-    return RouteResult(sent=len(done), failed=failed, error=error)
+    return RouteResult(sent=sent, failed=failed, error=error)
+
+
+def _routes_merged(new: dict[str, Any]) -> RawSQL:
+    """``routes`` with ``new``'s destinations added (or replaced)."""
+    value = orjson.dumps(new).decode()
+    if connection.vendor == "postgresql":
+        return RawSQL("routes || %s::jsonb", [value])
+    return RawSQL("json_patch(routes, %s)", [value])

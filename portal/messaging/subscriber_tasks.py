@@ -22,6 +22,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from celery import current_app, shared_task
@@ -29,6 +30,11 @@ from celery.worker.request import Request
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from portal.observability.logcontext import event_log_fields, log_context
+from portal.observability.process import process_label
+from portal.observability.tracing import trace_id_of
+
+from . import metrics
 from .batches import TRANSIENT_DATABASE_ERRORS
 from .contracts import events_upcast, upcast_batch
 from .dead_letter_records import (
@@ -38,8 +44,25 @@ from .dead_letter_records import (
     HEADER_QUEUE,
     HEADER_REASON,
     HEADER_SUBSCRIBER,
+    REASON_INVALID_MESSAGE,
     REASON_RETRIES_EXHAUSTED,
 )
+from .journey import (
+    HEADER_LOG_IDS,
+    HEADER_LOGGED_AT,
+    HEADER_REPAIR,
+    BatchJourney,
+    Hop,
+    batch_journey_begin,
+    batch_journey_end,
+    event_key,
+    hops_record,
+    journey_enabled,
+    log_rows_for,
+)
+from .journey import now as journey_now
+from .metrics import histogram_observe_many
+from .models import EventHop
 from .subscriptions import Subscription
 from .task_messages import encode_event, outgoing_publish, task_message
 from .topology import DEAD_LETTER_EXCHANGE
@@ -91,56 +114,79 @@ def subscriber_task(
                 # A single envelope (or garbage): validation dead-letters it.
                 events = [events]
             _check_connection()
-            try:
-                with upcast_batch():
-                    # Older versions as the newest one (contracts.UPCASTERS):
-                    # every subscriber sees what its code knows best.
-                    return apply(events_upcast(events))
-            except transient as exc:
-                if not connection.in_atomic_block:
-                    # Whatever broke, the retry starts on a new connection.
-                    connection.close()
-                outages = _outages(self.request)
-                if database_unreachable():
-                    # Not this batch's fault: wait the outage out, retries kept.
-                    delay = settings.WORKER_OUTAGE_RETRY_SECONDS
+            batch = _Batch(self, subscription, events)
+            with batch:
+                try:
+                    with upcast_batch():
+                        # Older versions as the newest one (contracts.UPCASTERS):
+                        # every subscriber sees what its code knows best.
+                        result = apply(events_upcast(events))
+                except transient as exc:
+                    if not connection.in_atomic_block:
+                        # Whatever broke, the retry starts on a new connection.
+                        connection.close()
+                    outages = _outages(self.request)
+                    if database_unreachable():
+                        # Not this batch's fault: wait the outage out, retries kept.
+                        delay = settings.WORKER_OUTAGE_RETRY_SECONDS
+                        logger.warning(
+                            "Database unreachable; task %s waits %ss (subscriber %s)",
+                            self.request.id,
+                            delay,
+                            subscription.name,
+                        )
+                        metrics.RETRIES.labels(subscription.name).inc()
+                        batch.finish(
+                            EventHop.Outcome.RETRIED,
+                            f"database unreachable, waiting {delay}s: {exc}",
+                        )
+                        headers = self.request.as_execution_options()["headers"]
+                        raise self.retry(
+                            exc=exc,
+                            countdown=delay,
+                            headers={**(headers or {}), HEADER_OUTAGES: outages + 1},
+                        ) from exc
+                    delays = subscription.delays
+                    attempt = self.request.retries - outages
+                    if attempt >= len(delays):
+                        logger.error(
+                            "Giving up on task %s after %d retries (subscriber %s)",
+                            self.request.id,
+                            attempt,
+                            subscription.name,
+                        )
+                        subscription_give_up(subscription, events, exc, attempt + 1)
+                        batch.finish(
+                            EventHop.Outcome.DEAD_LETTERED,
+                            f"{REASON_RETRIES_EXHAUSTED}: {exc}",
+                        )
+                        return {"dead_lettered": len(events)}
                     logger.warning(
-                        "Database unreachable; task %s waits %ss (subscriber %s)",
-                        self.request.id,
-                        delay,
+                        "Transient error, retry %d in %gs (subscriber %s): %s",
+                        attempt + 1,
+                        delays[attempt],
                         subscription.name,
+                        exc,
                     )
-                    raise self.retry(
-                        exc=exc,
-                        countdown=delay,
-                        headers={
-                            **(self.request.as_execution_options()["headers"] or {}),
-                            HEADER_OUTAGES: outages + 1,
-                        },
-                    ) from exc
-                delays = subscription.delays
-                attempt = self.request.retries - outages
-                if attempt >= len(delays):
-                    logger.error(
-                        "Giving up on task %s after %d retries (subscriber %s)",
-                        self.request.id,
-                        attempt,
-                        subscription.name,
+                    metrics.RETRIES.labels(subscription.name).inc()
+                    batch.finish(
+                        EventHop.Outcome.RETRIED,
+                        f"retry {attempt + 1} in {delays[attempt]}s: {exc}",
                     )
-                    subscription_give_up(subscription, events, exc, attempt + 1)
-                    return {"dead_lettered": len(events)}
-                logger.warning(
-                    "Transient error, retry %d in %gs (subscriber %s): %s",
-                    attempt + 1,
-                    delays[attempt],
-                    subscription.name,
-                    exc,
-                )
-                raise self.retry(exc=exc, countdown=delays[attempt]) from exc
-            finally:
-                _last_task_at[0] = time.monotonic()
+                    raise self.retry(exc=exc, countdown=delays[attempt]) from exc
+                except Exception as exc:
+                    batch.finish(
+                        EventHop.Outcome.DEAD_LETTERED,
+                        f"{REASON_INVALID_MESSAGE}: {type(exc).__name__}: {exc}",
+                    )
+                    raise
+                finally:
+                    _last_task_at[0] = time.monotonic()
+                batch.finish(EventHop.Outcome.APPLIED, "")
+                return result
 
         run.__doc__ = apply.__doc__
+        metrics.metrics_initialize_subscriber(subscription.name)
         return shared_task(
             name=subscription.task,
             bind=True,
@@ -169,6 +215,134 @@ def database_unreachable() -> bool:
         connection.close()
         return True
     return False
+
+
+class _Batch:
+    """One task message's worth of events: log context, metrics and journey.
+
+    Entered around the subscriber's ``apply``; ``finish`` (once) counts the
+    outcome per event (applied, or a duplicate or dead letter the subscriber
+    noted) and writes the batch's journey hops in one statement.
+    """
+
+    def __init__(self, task, subscription: Subscription, events: list[Any]) -> None:
+        self.task = task
+        self.subscription = subscription
+        self.events = events
+        request = task.request
+        self.journey = BatchJourney(
+            subscription.name, repair=bool(_header(request, HEADER_REPAIR))
+        )
+        self.attempt = int(request.retries or 0) + 1
+        self.delivered_at = journey_now()
+        self.started = time.perf_counter()
+        self.finished = False
+        traces = {
+            trace_id_of(e.get("traceparent")) for e in events if isinstance(e, dict)
+        }
+        fields = event_log_fields(events[0]) if len(events) == 1 else {}
+        if len(traces) == 1:
+            fields["trace_id"] = traces.pop()
+        self._log = log_context(
+            subscriber=subscription.name, task_id=request.id or "", **fields
+        )
+
+    def __enter__(self) -> "_Batch":
+        self._token = batch_journey_begin(self.journey)
+        self._log.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._log.__exit__(*exc_info)
+        batch_journey_end(self._token)
+
+    def finish(self, outcome: str, detail: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        name = self.subscription.name
+        elapsed = time.perf_counter() - self.started
+        metrics.BATCH_SECONDS.labels(name).observe(elapsed)
+        metrics.BATCH_EVENTS.labels(name).observe(len(self.events))
+        try:
+            self._record(outcome, detail)
+        except Exception:  # noqa: BLE001 - observing must never fail the task
+            logger.exception(
+                "Recording the outcome of task %s failed", self.task.request.id
+            )
+
+    def _record(self, outcome: str, detail: str) -> None:
+        name = self.subscription.name
+        request = self.task.request
+        rows = log_rows_for(
+            self.events,
+            _header(request, HEADER_LOG_IDS),
+            _header(request, HEADER_LOGGED_AT),
+            lookup=journey_enabled() and outcome != EventHop.Outcome.RETRIED,
+        )
+        finished_at = journey_now()
+        now = finished_at.timestamp()
+        hops: list[Hop] = []
+        applied = duplicates = 0
+        event_lags: list[float] = []
+        commit_lags: list[float] = []
+        for index, event in enumerate(self.events):
+            key = event_key(event)
+            row = rows[index] if rows else None
+            event_outcome = outcome
+            if outcome == EventHop.Outcome.APPLIED:
+                if key in self.journey.dead or key is None:
+                    continue  # its dead letter is its hop
+                if key in self.journey.duplicates:
+                    event_outcome = EventHop.Outcome.DUPLICATE
+                    duplicates += 1
+                else:
+                    applied += 1
+                    at = _event_time(event)
+                    if at is not None:
+                        event_lags.append(max(0.0, now - at))
+                    if row is not None:
+                        commit_lags.append(max(0.0, now - row[1]))
+            if row is not None:
+                hops.append(Hop(row[0], event_outcome, detail))
+        if applied:
+            metrics.APPLIED.labels(name).inc(applied)
+            histogram_observe_many(metrics.EVENT_TIME_LAG.labels(name), event_lags)
+            histogram_observe_many(metrics.COMMIT_LAG.labels(name), commit_lags)
+        if duplicates:
+            metrics.DUPLICATES.labels(name).inc(duplicates)
+        if outcome == EventHop.Outcome.APPLIED:
+            logger.info(
+                "Applied %d event(s), %d duplicate(s), %d dead-lettered",
+                applied,
+                duplicates,
+                len(self.journey.dead),
+            )
+        hops_record(
+            hops,
+            subscriber=name,
+            attempt=self.attempt,
+            delivered_at=self.delivered_at,
+            finished_at=finished_at,
+            process=process_label(),
+            task_id=request.id or "",
+        )
+
+
+def _header(request: Any, name: str) -> Any:
+    value = getattr(request, name, None)
+    if value is None:
+        value = (getattr(request, "headers", None) or {}).get(name)
+    return value
+
+
+def _event_time(event: Any) -> float | None:
+    if not isinstance(event, dict) or not isinstance(event.get("time"), str):
+        return None
+    try:
+        return datetime.fromisoformat(event["time"]).timestamp()
+    except ValueError:
+        return None
 
 
 # When this process last ran a task (one list per pool process).

@@ -12,6 +12,8 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.observability.logcontext import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
@@ -48,6 +50,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every line logged and every event logged during a request
+    # carries its trace.
+    "portal.observability.tracing.TraceparentMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -245,16 +250,13 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object a line (python-json-logger) with the
+# event, subscriber, task and trace a line is about; plain: readable lines
+# with the same fields as key=value (the embedded default).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logging_config(
+    log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO")
+)
 
 # --- Messaging ---------------------------------------------------------------
 
@@ -410,3 +412,34 @@ ONBOARDING_BREAKER_FAIL_MAX = env.int("ONBOARDING_BREAKER_FAIL_MAX", default=5)
 ONBOARDING_BREAKER_RESET_SECONDS = env.float(
     "ONBOARDING_BREAKER_RESET_SECONDS", default=10.0
 )
+
+# --- Observability ---------------------------------------------------------------
+
+# Journey hops (routes on the log rows, one EventHop per event per subscriber).
+EVENT_JOURNEY = env.bool("EVENT_JOURNEY", default=True)
+# Retention (manage.py events_prune, and the relay every
+# EVENT_PRUNE_INTERVAL_SECONDS; 0: only by hand).
+EVENT_LOG_RETENTION_DAYS = env.float("EVENT_LOG_RETENTION_DAYS", default=30)
+EVENT_JOURNEY_RETENTION_DAYS = env.float("EVENT_JOURNEY_RETENTION_DAYS", default=30)
+DEAD_LETTER_RETENTION_DAYS = env.float("DEAD_LETTER_RETENTION_DAYS", default=90)
+EVENT_PRUNE_INTERVAL_SECONDS = env.float("EVENT_PRUNE_INTERVAL_SECONDS", default=3600)
+# The relay's heartbeat (database row and file) and queue-depth readings.
+RELAY_HEARTBEAT_SECONDS = env.float("RELAY_HEARTBEAT_SECONDS", default=5)
+RELAY_QUEUE_CHECK_SECONDS = env.float("RELAY_QUEUE_CHECK_SECONDS", default=15)
+HEARTBEAT_DIR = Path(env.str("HEARTBEAT_DIR", default=str(VAR_DIR / "heartbeat")))
+# Prometheus metrics: /metrics on the web server, and a port of their own for
+# the relay and each worker (0: none), on METRICS_ADDRESS. With METRICS_TOKEN
+# set, every one wants "Authorization: Bearer <token>"; without it the web's
+# /metrics answers loopback requests only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ADDRESS = env.str("METRICS_ADDRESS", default="127.0.0.1")
+RELAY_METRICS_PORT = env.int("RELAY_METRICS_PORT", default=9101)
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=9102)
+# portal_doctor: a relay silent (or an event owed) this long is a problem;
+# the broker's consumer_timeout (RabbitMQ's default: 30 min) and how long one
+# task message may take, to compare with it.
+RELAY_SILENT_AFTER_SECONDS = env.float("RELAY_SILENT_AFTER_SECONDS", default=60)
+BROKER_CONSUMER_TIMEOUT_SECONDS = env.float(
+    "BROKER_CONSUMER_TIMEOUT_SECONDS", default=1800
+)
+TASK_EXPECTED_SECONDS = env.float("TASK_EXPECTED_SECONDS", default=60)

@@ -22,6 +22,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # Plain http is answered with a redirect to https, and browsers are told to
 # use https only for a year (HSTS), subdomains included, and may preload it.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+# Probes and Prometheus talk plain http to the container itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
     "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True

@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from portal.messaging.relay import Relay
+from portal.observability.exposition import metrics_server_start
+from portal.observability.process import process_kind_set
 
 
 class Command(BaseCommand):
@@ -26,10 +29,16 @@ class Command(BaseCommand):
     def handle(
         self, *args, once=False, grace=None, interval=None, batch_size=None, **options
     ):
+        process_kind_set("relay")
         relay = Relay(grace=grace, interval=interval, batch_size=batch_size)
         if once:
             sent = relay.drain()
             self.stdout.write(f"Relayed {sent} event(s).")
             return
         relay.install_signal_handlers()
+        metrics_server_start(
+            port=settings.RELAY_METRICS_PORT,
+            address=settings.METRICS_ADDRESS,
+            token=settings.METRICS_TOKEN,
+        )
         relay.run_forever()

@@ -1,0 +1,225 @@
+"""An event's journey: what each hop did to it, recorded in batches.
+
+The hops of one logged event, in order:
+
+1. **committed** to the log: the ``LoggedEvent`` row (``created_at``,
+   ``origin``, ``logged_by``);
+2. **routed** to each destination, the subscribers and ``broadcast``: the
+   row's ``routes`` (when RabbitMQ confirmed it, the confirm time, the
+   process), written by the router in the UPDATE it makes anyway;
+3. per subscriber, **delivered** (attempt n) and then **applied**, **skipped
+   as a duplicate**, **retried** (with the error) or **dead-lettered**: one
+   ``EventHop`` row per event, written by the subscriber's task after each
+   task message in one statement for the whole batch (``BatchJourney``);
+4. a **dead letter**, if one was stored: the ``DeadLetter`` record itself.
+
+Recording never fails the work it describes: a hop that cannot be written is
+logged and dropped. ``EVENT_JOURNEY=0`` turns steps 2 and 3 off (the bench
+measures what they cost). ``journey_of`` reads the whole journey of an
+event for the page.
+"""
+
+import contextvars
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from .models import EventHop
+
+logger = logging.getLogger(__name__)
+
+# Task message headers the router sets: per event of the message, in order,
+# its log row's id and when it was committed (epoch seconds).
+HEADER_LOG_IDS = "x-portal-log-ids"
+HEADER_LOGGED_AT = "x-portal-logged-at"
+# Set by ``events_replay --repair``: re-apply over earlier effects.
+HEADER_REPAIR = "x-portal-repair"
+
+Key = tuple[str, str]
+
+
+def journey_enabled() -> bool:
+    return bool(getattr(settings, "EVENT_JOURNEY", True))
+
+
+@dataclass
+class BatchJourney:
+    """What happened to the events of one task message, gathered while the
+    subscriber works and written once at the end."""
+
+    subscriber: str
+    duplicates: set[Key] = field(default_factory=set)
+    dead: set[Key] = field(default_factory=set)
+    repair: bool = False
+
+
+_current: contextvars.ContextVar[BatchJourney | None] = contextvars.ContextVar(
+    "batch_journey", default=None
+)
+
+
+def batch_journey_begin(journey: BatchJourney) -> contextvars.Token:
+    return _current.set(journey)
+
+
+def batch_journey_end(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+def journey_note_duplicates(keys: Iterable[Key]) -> None:
+    """A subscriber says these (source, id) were applied before: skipped."""
+    journey = _current.get()
+    if journey is not None:
+        journey.duplicates.update(keys)
+
+
+def journey_note_dead(keys: Iterable[Key]) -> None:
+    """These events of the batch went to the dead-letter store."""
+    journey = _current.get()
+    if journey is not None:
+        journey.dead.update(keys)
+
+
+def repair_requested() -> bool:
+    """Is the current task message a repair (``events_replay --repair``)? A
+    subscriber that can re-apply an event over its earlier effect (the feed
+    re-renders its card) does so then; others apply as usual."""
+    journey = _current.get()
+    return journey is not None and journey.repair
+
+
+def event_key(event: Any) -> Key | None:
+    if not isinstance(event, Mapping):
+        return None
+    source, event_id = event.get("source"), event.get("id")
+    if isinstance(source, str) and isinstance(event_id, str):
+        return source, event_id
+    return None
+
+
+def log_rows_for(
+    events: Sequence[Any], log_ids: Any, logged_at: Any, *, lookup: bool = True
+) -> list[tuple[int, float] | None]:
+    """Each event's (log row id, commit time), from the headers the router
+    set, or else, if ``lookup``, looked up (a requeued message has none):
+    one query for the whole batch. Unknown ones are None."""
+    if (
+        isinstance(log_ids, list)
+        and isinstance(logged_at, list)
+        and len(log_ids) == len(events) == len(logged_at)
+    ):
+        return [
+            (int(pk), float(at))
+            if isinstance(pk, int) and isinstance(at, int | float)
+            else None
+            for pk, at in zip(log_ids, logged_at, strict=True)
+        ]
+    keys = {key for key in map(event_key, events) if key}
+    found: dict[Key, tuple[int, float]] = {}
+    if lookup and keys:
+        try:
+            found = _log_rows_by_key(keys)
+        except DatabaseError as exc:
+            logger.warning("Log rows of a batch not found for its journey: %s", exc)
+    return [found.get(key) if (key := event_key(event)) else None for event in events]
+
+
+def _log_rows_by_key(keys: set[Key]) -> dict[Key, tuple[int, float]]:
+    from .models import LoggedEvent
+
+    found: dict[Key, tuple[int, float]] = {}
+    by_source: dict[str, list[str]] = {}
+    for source, event_id in keys:
+        by_source.setdefault(source, []).append(event_id)
+    for source, ids in by_source.items():
+        rows = LoggedEvent.objects.filter(source=source, event_id__in=ids).values_list(
+            "event_id", "id", "created_at"
+        )
+        for event_id, pk, created in rows:
+            found[(source, event_id)] = (pk, created.timestamp())
+    return found
+
+
+@dataclass
+class Hop:
+    log_id: int
+    outcome: str
+    detail: str = ""
+
+
+def hops_record(
+    hops: Sequence[Hop],
+    *,
+    subscriber: str,
+    attempt: int,
+    delivered_at: datetime,
+    finished_at: datetime,
+    process: str,
+    task_id: str,
+) -> None:
+    """Write the hops of one task message: one statement, outside any
+    transaction of the subscriber's (a retried batch rolled back, its
+    hops did not). Never raises."""
+    if not hops or not journey_enabled():
+        return
+    try:
+        if connection.vendor == "postgresql":
+            _insert_pg(
+                hops, subscriber, attempt, delivered_at, finished_at, process, task_id
+            )
+        else:
+            EventHop.objects.bulk_create(
+                EventHop(
+                    log_id=hop.log_id,
+                    subscriber=subscriber,
+                    outcome=hop.outcome,
+                    attempt=attempt,
+                    delivered_at=delivered_at,
+                    finished_at=finished_at,
+                    process=process,
+                    task_id=task_id,
+                    detail=hop.detail[:2000],
+                )
+                for hop in hops
+            )
+    except DatabaseError as exc:
+        logger.warning("Journey hops of %d event(s) not recorded: %s", len(hops), exc)
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+def _insert_pg(
+    hops: Sequence[Hop],
+    subscriber: str,
+    attempt: int,
+    delivered_at: datetime,
+    finished_at: datetime,
+    process: str,
+    task_id: str,
+) -> None:
+    """COPY the rows, in a transaction that does not wait for its WAL flush:
+    a journey is for people to read, and losing the last instant's hops to a
+    database crash costs nothing the portal relies on (retention reads them,
+    and only ever keeps an event longer for a missing one)."""
+    table = connection.ops.quote_name(EventHop._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        with cursor.copy(
+            f"COPY {table} (log_id, outcome, detail, subscriber, attempt, "
+            "delivered_at, finished_at, process, task_id) FROM STDIN"
+        ) as copy:
+            for hop in hops:
+                copy.write_row(
+                    (hop.log_id, hop.outcome, hop.detail[:2000], subscriber, attempt,
+                     delivered_at, finished_at, process, task_id)
+                )  # fmt: skip
+
+
+def now() -> datetime:
+    return timezone.now()

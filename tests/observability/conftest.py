@@ -1,0 +1,3 @@
+"""The messaging tests' fixtures: private workers on queues of a test's own."""
+
+from tests.messaging.conftest import private_worker  # noqa: F401 - a fixture
