@@ -21,9 +21,11 @@ RUN groupadd --system --gid 10001 portal \
 
 COPY . .
 
-# Project dependencies from pyproject.toml (no dev extras). The in-tree build
+# The exact dependency versions of requirements/base.lock (hash-checked; no
+# dev extras), then the project without resolving again. The in-tree build
 # leaves build/ and *.egg-info behind; they are not needed at run time.
-RUN pip install . \
+RUN pip install --require-hashes -r requirements/base.lock \
+    && pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
 # Static files are collected into the image (var/static, served by WhiteNoise).

@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-8)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/dev.lock | md5sum | cut -c1-8)
 PORTAL_PORT ?= 8000
 export PORTAL_PORT
 # `make run` starts the stand-in directory service here.
@@ -13,15 +13,28 @@ export ONBOARDING_DIRECTORY_PORT
 LOCAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 LOCAL_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install run test lint format flower relay worker migrate clean chaos bench test-onboarding-outage
+.PHONY: install lock run test lint format flower relay worker migrate clean chaos bench test-onboarding-outage
 
-$(STAMP): pyproject.toml
+# The exact versions (and their hashes) of requirements/dev.lock, then the
+# project itself without resolving anything again.
+$(STAMP): pyproject.toml requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve the lock files after changing the ranges in pyproject.toml:
+## base.lock (the image), dev.lock (make install, CI), bench.lock (make bench).
+LOCK := $(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url \
+	--no-emit-find-links --generate-hashes --allow-unsafe
+lock: install
+	$(PY) -m pip install --quiet "pip-tools>=7.4,<8"
+	$(LOCK) -o requirements/base.lock pyproject.toml
+	$(LOCK) --extra dev -o requirements/dev.lock pyproject.toml
+	$(LOCK) --extra dev --extra bench -o requirements/bench.lock pyproject.toml
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -78,7 +91,7 @@ chaos: install
 ## portal_bench and vhost bench) -> bench/results/latest.md + PNG plots.
 ## BENCH_ARGS=--quick for a small run while developing.
 bench: install
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:

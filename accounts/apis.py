@@ -18,7 +18,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api import StrictCharField
+from portal.api import JSONParser, StrictCharField
 
 from .lockout import lockout_message, lockout_retry_after
 from .selectors import api_token_expires_at
@@ -73,7 +73,7 @@ FORBIDDEN = OpenApiResponse(
 
 class TokenView(APIView):
     # As DRF's ObtainAuthToken: forms too, answers in JSON.
-    parser_classes = (parsers.FormParser, parsers.MultiPartParser, parsers.JSONParser)
+    parser_classes = (parsers.FormParser, parsers.MultiPartParser, JSONParser)
     renderer_classes = (renderers.JSONRenderer,)
 
     def get_authenticators(self):

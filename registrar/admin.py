@@ -4,6 +4,7 @@ services, so they emit events to the feed like the HR pages do."""
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.utils.html import format_html
 
 from .models import Department, Employee, Onboarding, Team
 from .services import (
@@ -239,11 +240,16 @@ class OnboardingAdmin(admin.ModelAdmin):
         "failed_steps",
         "retries",
         "created_at",
+        "journey",
     ]
     list_filter = ["status"]
     search_fields = ["employee__full_name", "employee__email", "registration_event_id"]
     list_select_related = ["employee"]
     actions = ["retry_onboarding"]
+
+    @admin.display(description="journey")
+    def journey(self, obj):
+        return format_html('<a href="{}">registration</a>', obj.journey_href)
 
     @admin.display(description="failed")
     def failed_steps(self, obj):

@@ -122,6 +122,13 @@ class Onboarding(models.Model):
         return f"onboarding of {self.employee_id}: {self.status}"
 
     @property
+    def journey_href(self) -> str:
+        """The admin page that follows the registration to each subscriber."""
+        from portal.messaging.views import journey_url
+
+        return journey_url(event_id=self.registration_event_id)
+
+    @property
     def failures(self) -> dict[str, str]:
         """The failed steps and why, e.g. ``{"account": "…"}``."""
         return {

@@ -415,10 +415,14 @@ def test_required_secrets_stop_compose_when_unset(services):
 # --- The image -------------------------------------------------------------------
 
 
-def test_dockerfile_installs_the_project_from_pyproject(dockerfile):
+def test_dockerfile_installs_the_locked_versions_then_the_project(dockerfile):
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, flags=re.MULTILINE)
     run_lines = re.findall(r"^RUN\s+(.+)$", dockerfile, flags=re.MULTILINE)
-    assert any(re.search(r"\bpip install \.(\s|$)", line) for line in run_lines)
+    locked = "pip install --require-hashes -r requirements/base.lock"
+    assert any(locked in line for line in run_lines)
+    assert any(
+        re.search(r"\bpip install --no-deps \.(\s|$)", line) for line in run_lines
+    )
     assert not re.search(r"pip install[^\n]*\.\[", dockerfile), "no extras in the image"
     assert any("manage.py collectstatic --noinput" in line for line in run_lines)
 

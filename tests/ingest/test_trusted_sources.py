@@ -149,7 +149,9 @@ def test_a_version_in_unicode_digits_is_a_400(client):
     assert response.json()["reason"] == "unknown type/version"
 
 
-@pytest.mark.parametrize("url", ["/api/events/", "/api/thanks/", "/api/employees/"])
+@pytest.mark.parametrize(
+    "url", ["/api/events/", "/api/thanks/", "/api/employees/", "/api/auth/token/"]
+)
 def test_json_nested_a_thousand_deep_is_a_400(client, admin_client, url):
     key = create_token("hr", "--source-prefix", "/tests")
     body = "[" * 1000 + "]" * 1000
@@ -212,6 +214,30 @@ def test_an_event_claiming_a_portal_source_over_amqp_is_dead_lettered(ingest):
     assert dead.reason == "reserved source"
     assert "/portal" in dead.error
     assert not FeedEvent.objects.filter(source="/portal/feed").exists()
+
+
+@pytest.mark.real_stack
+@pytest.mark.django_db(transaction=True)
+def test_an_event_time_outside_the_window_over_amqp_is_dead_lettered(ingest):
+    outside = [
+        make_envelope(source="/hr-import", time=time)
+        for time in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", 1700000000)
+    ]
+    honest = make_envelope(source="/hr-import")
+    for envelope in (*outside, honest):
+        publish(
+            ingest,
+            json.dumps(envelope),
+            routing_key=envelope["type"],
+            content_type="application/cloudevents+json",
+        )
+    wait_for(lambda: FeedEvent.objects.filter(event_id=honest["id"]).exists())
+    ids = [envelope["id"] for envelope in outside]
+    wait_for(lambda: DeadLetter.objects.filter(event_id__in=ids).count() == 3)
+    for dead in DeadLetter.objects.filter(event_id__in=ids):
+        assert dead.reason == "invalid envelope"
+        assert "time" in dead.error
+    assert not LoggedEvent.objects.filter(event_id__in=ids).exists()
 
 
 @pytest.mark.parametrize("url", ["/api/thanks/", "/api/employees/"])

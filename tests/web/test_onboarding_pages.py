@@ -106,3 +106,18 @@ def test_the_api_shows_the_onboarding_and_filters_by_it(as_role, people):
         if e["full_name"] == "Sam Staff"
     ]
     assert untracked[0]["onboarding"] is None
+
+
+def test_admins_follow_the_registration_to_its_journey_hr_sees_no_link(as_role, people):
+    anna = people["anna"]
+    registration = Onboarding.objects.get(employee=anna).registration_event_id
+    link = f"{reverse('journey')}?event_id={registration}"
+    page = as_role("admin").get(anna.get_absolute_url()).content.decode()
+    assert f'href="{link}"' in page.replace("&amp;", "&")
+    journey = as_role("admin").get(link).content.decode()
+    assert registration in journey
+    assert "journey-link" not in (
+        as_role("hr").get(anna.get_absolute_url()).content.decode()
+    )
+    admin_list = as_role("admin").get(reverse("admin:registrar_onboarding_changelist"))
+    assert link in admin_list.content.decode().replace("&amp;", "&")

@@ -305,3 +305,11 @@ def test_a_card_says_which_service_sent_an_outside_event(as_role):
     assert "via /hr-import/eu" in card
     own_card = html.split(f'id="event-{own.pk}"')[1].split("</li>")[0]
     assert 'class="source"' not in own_card
+
+
+def test_admins_see_each_cards_journey_link_colleagues_do_not(as_role):
+    (event,) = _events(1)
+    link = f"{reverse('journey')}?event_id={event.event_id}"
+    page = as_role("admin").get(HOME).content.decode().replace("&amp;", "&")
+    assert f'class="journey-link" href="{link}"' in page
+    assert "journey-link" not in as_role("staff").get(HOME).content.decode()
