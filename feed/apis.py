@@ -53,7 +53,10 @@ class FeedItemSerializer(serializers.ModelSerializer):
     id = serializers.CharField(
         source="event_id", help_text="The CloudEvent id (unique per source)."
     )
-    data = serializers.DictField(help_text="The CloudEvent data, per event type.")
+    # A field named like Serializer.data (the API's name for the event data).
+    data = serializers.DictField(  # type: ignore[assignment]
+        help_text="The CloudEvent data, per event type."
+    )
     reactions = ReactionCountsSerializer(
         source="*", help_text="How many people reacted, per kind."
     )
@@ -162,7 +165,8 @@ class KindCountsSerializer(serializers.Serializer):
 
 class ReactionStateSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The CloudEvent id.")
-    source = serializers.CharField()
+    # Fields named like Field.source (the API's name for the event source).
+    source = serializers.CharField()  # type: ignore[assignment]
     kind = serializers.ChoiceField(choices=Reaction.Kind.choices)
     reacted = serializers.BooleanField(
         help_text="Whether the requesting user now has this reaction."
@@ -171,7 +175,9 @@ class ReactionStateSerializer(serializers.Serializer):
 
 
 class ReactionQuerySerializer(serializers.Serializer):
-    source = serializers.CharField(required=False, max_length=200)
+    source = serializers.CharField(  # type: ignore[assignment]
+        required=False, max_length=200
+    )
 
 
 _REACTION_PARAMETERS = [

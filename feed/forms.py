@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 from django.db.models import Count, F, Window
 
@@ -31,7 +33,7 @@ class ThanksForm(forms.Form):
     def __init__(self, *args, sender: Employee, **kwargs):
         super().__init__(*args, **kwargs)
         # How many share each name, in the same query as the choices.
-        self.fields["to_employee"].queryset = (
+        cast(ColleagueChoiceField, self.fields["to_employee"]).queryset = (
             employee_active_list(excluding=sender)
             .select_related("department")
             .annotate(namesakes=Window(Count("id"), partition_by=[F("full_name")]))

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.template.loader import render_to_string
 
 from portal.messaging.live import (
@@ -144,7 +144,9 @@ def _cards_message(item: dict[str, Any], filters: dict[str, Any]) -> bytes:
     return encoded[key]
 
 
-async def feed_live_stream(request: HttpRequest, filters: dict[str, Any]):
+async def feed_live_stream(
+    request: HttpRequest, filters: dict[str, Any]
+) -> StreamingHttpResponse:
     """The stream of one open page: ``cards`` (HTML of the new cards its
     filters want), ``reactions`` (an event's counts) and ``resync`` (catch up
     from ``/feed/arrived/``: announcements may have been lost)."""
@@ -186,9 +188,7 @@ async def feed_live_stream(request: HttpRequest, filters: dict[str, Any]):
         finally:
             hub.unlisten(listener)
 
-    response: HttpResponse = StreamingHttpResponse(
-        events(), content_type="text/event-stream"
-    )
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.db.models import (
     Count,
     Exists,
+    Field,
     IntegerField,
     OuterRef,
     Q,
@@ -215,8 +216,15 @@ def feed_arrived_since(
     return [*again, *newer], next_since, more
 
 
-_EVENT_ID_MAX = FeedEvent._meta.get_field("event_id").max_length
-_SOURCE_MAX = FeedEvent._meta.get_field("source").max_length
+def _max_length(name: str) -> int:
+    field = FeedEvent._meta.get_field(name)
+    assert isinstance(field, Field)
+    assert field.max_length is not None  # both are CharFields
+    return field.max_length
+
+
+_EVENT_ID_MAX = _max_length("event_id")
+_SOURCE_MAX = _max_length("source")
 
 
 def feed_event_get(*, event_id: str, source: str | None = None) -> FeedEvent:

@@ -13,7 +13,7 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Field
 from django.utils import timezone
 
 from portal.messaging.batches import batch_apply
@@ -358,12 +358,20 @@ _REPAIRED_COLUMNS = (
 )
 
 
+def _column(name: str) -> str:
+    """A FeedEvent field's column (``get_field`` may answer a relation too)."""
+    field = FeedEvent._meta.get_field(name)
+    assert isinstance(field, Field)
+    assert field.column is not None
+    return field.column
+
+
 @functools.cache
 def _insert_sql(repair: bool = False) -> str:
     meta = FeedEvent._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
-        quote(meta.get_field(name).column) for name in (*_INSERT_COLUMNS, "received_at")
+        quote(_column(name)) for name in (*_INSERT_COLUMNS, "received_at")
     )
     record = ", ".join(
         f"{quote(name)} {_RECORD_TYPES.get(name, 'text')}" for name in _INSERT_COLUMNS
@@ -375,7 +383,7 @@ def _insert_sql(repair: bool = False) -> str:
     )
     if not repair:
         return insert + "ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
-    repaired = [quote(meta.get_field(name).column) for name in _REPAIRED_COLUMNS]
+    repaired = [quote(_column(name)) for name in _REPAIRED_COLUMNS]
     changes = ", ".join(f"{c} = EXCLUDED.{c}" for c in repaired)
     old = ", ".join(f"f.{c}" for c in repaired)
     new = ", ".join(f"EXCLUDED.{c}" for c in repaired)

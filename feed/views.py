@@ -157,6 +157,7 @@ async def live(request):
         return HttpResponse(status=status)
     if not live_enabled():
         return HttpResponse(status=204)
+    assert filters is not None  # a 200 always comes with its filters
     return await feed_live_stream(request, filters)
 
 

@@ -26,7 +26,10 @@ os.environ["LIVE_STREAM_SERVED"] = "1"
 
 _asgi = get_asgi_application()
 _wsgi = WSGIMiddleware(
-    get_wsgi_application(), workers=int(os.environ.get("WEB_THREADS", "12"))
+    # Django's handler returns its response, an iterable of bytes, which its
+    # type hints do not say.
+    get_wsgi_application(),  # type: ignore[arg-type]
+    workers=int(os.environ.get("WEB_THREADS", "12")),
 )
 
 

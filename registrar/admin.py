@@ -37,7 +37,8 @@ class EmployeeAdminForm(forms.ModelForm):
     def clean(self):
         # The rules the services enforce, checked first so the admin shows
         # them as form errors; the services check again when saving.
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         team, department = data.get("team"), data.get("department")
         adding = self.instance.pk is None
         if adding and team and department and team.department_id != department.pk:
@@ -72,7 +73,8 @@ class TeamAdminForm(forms.ModelForm):
         fields = ["name", "department"]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         name, department = data.get("name"), data.get("department")
         if name and department and department.teams.filter(name__iexact=name).exists():
             self.add_error("name", f"{department} already has a team named {name!r}.")

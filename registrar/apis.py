@@ -5,6 +5,8 @@ in the outbox in the same transaction as the change, exactly like the web UI.
 A ``RegistrarError`` becomes a 400 with the field it concerns.
 """
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -34,8 +36,13 @@ from .services import (
     employee_register,
 )
 
+if TYPE_CHECKING:
+    _SerializerBase = serializers.Serializer
+else:
+    _SerializerBase = object
 
-class RejectUnknownFieldsMixin:
+
+class RejectUnknownFieldsMixin(_SerializerBase):
     """Refuse keys the serializer does not take, instead of ignoring them: a
     client that sends ``full_name`` to an update must learn it changed nothing."""
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 
 from .models import Department, Onboarding
@@ -8,8 +10,19 @@ class TeamSelect(forms.Select):
     """Team options that say their department (``data-department``), so the
     page shows only the chosen department's teams (static/portal/portal.js)."""
 
-    def create_option(self, name, value, label, selected, index, **kwargs):
-        option = super().create_option(name, value, label, selected, index, **kwargs)
+    def create_option(
+        self,
+        name: str,
+        value: Any,
+        label: int | str,
+        selected: bool,
+        index: int,
+        subindex: int | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        option = super().create_option(
+            name, value, label, selected, index, subindex=subindex, attrs=attrs
+        )
         instance = getattr(value, "instance", None)
         if instance is not None:
             option["attrs"]["data-department"] = str(instance.department_id)

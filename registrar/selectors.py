@@ -75,12 +75,12 @@ def department_list_with_counts() -> QuerySet[Department]:
     ).order_by("name")
 
 
-def department_name_list() -> QuerySet[str]:
+def department_name_list() -> QuerySet[Department, str]:
     """The department names, sorted: the choices of a department filter."""
     return Department.objects.order_by("name").values_list("name", flat=True)
 
 
-def department_choice_list() -> QuerySet[Department]:
+def department_choice_list() -> QuerySet[Department, tuple[int, str]]:
     """(id, name) of every department, by name: the choices of a filter."""
     return Department.objects.order_by("name").values_list("pk", "name")
 

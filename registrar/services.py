@@ -3,7 +3,7 @@ the change and logs its event(s) together (``event_log_emit``)."""
 
 import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -326,7 +326,7 @@ def onboarding_replies_apply(*, envelopes: Iterable[Any]) -> dict[str, int]:
     with transaction.atomic():
         dead_letters_store(dead)
         fresh = inbox_claim(subscriber=REGISTRAR_ONBOARDING.name, events=valid)
-        by_id = {
+        by_id: dict[str | None, Onboarding] = {
             o.registration_event_id: o
             for o in Onboarding.objects.select_for_update().filter(
                 registration_event_id__in=[e.get(CORRELATION_ID) for e in fresh]
@@ -352,7 +352,7 @@ def onboarding_replies_apply(*, envelopes: Iterable[Any]) -> dict[str, int]:
     return {"applied": applied, "ignored": ignored, "dead_lettered": len(dead)}
 
 
-def _onboarding_apply_reply(onboarding: Onboarding, event: dict[str, Any]) -> None:
+def _onboarding_apply_reply(onboarding: Onboarding, event: Mapping[str, Any]) -> None:
     data = event["data"]
     when = datetime.datetime.fromisoformat(event["time"])
     if event["type"] == EMPLOYEE_WELCOME_SENT:

@@ -66,7 +66,7 @@ def name_initials(name: str) -> str:
 def linked_text(event) -> str:
     """The card's sentence with the people in it linking to their profiles
     (on the portal's own events, whose employee ids are the registrar's)."""
-    text = conditional_escape(event.text)
+    text: str = conditional_escape(event.text)
     if not source_is_reserved(event.source):
         return text
     done = set()

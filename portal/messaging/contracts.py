@@ -24,6 +24,7 @@ such an event is refused at the door with a precise reason instead of failing
 a consumer's whole batch later.
 """
 
+import builtins
 import logging
 import re
 import uuid
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -52,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
-DATA_CONTENT_TYPE = "application/json"
+DATA_CONTENT_TYPE: Final = "application/json"
 
 REASON_INVALID_ENVELOPE = "invalid envelope"
 REASON_UNKNOWN_TYPE = "unknown type/version"
@@ -83,7 +84,8 @@ class Contract:
 
     type: str
     version: int
-    data: type[EventData]
+    # builtins.type: ``type`` in this class body is the field above.
+    data: builtins.type[EventData]
     owner: str
     description: str = ""
 
@@ -287,7 +289,7 @@ class Event:
 
 
 def _errors(exc: ValidationError) -> tuple[dict[str, Any], ...]:
-    errors = []
+    errors: list[dict[str, Any]] = []
     for e in exc.errors(include_url=False, include_input=False):
         cause = (e.get("ctx") or {}).get("error")
         if isinstance(cause, _AttributeError):
@@ -442,12 +444,14 @@ def validate_event(raw: Any, *, check_storable: bool = True) -> Event:
         except ValidationError:
             pass
         else:
-            return Event(envelope=envelope, data=envelope.data)
+            # The typed envelope's ``data`` is the contract's model.
+            return Event(envelope=envelope, data=cast(EventData, envelope.data))
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as exc:
         raise ContractError(REASON_INVALID_ENVELOPE, _errors(exc)) from None
-    model = EVENT_TYPES.get((envelope.type, envelope.version))
+    version = envelope.version
+    model = EVENT_TYPES.get((envelope.type, version)) if version is not None else None
     if model is None:
         raise ContractError(
             REASON_UNKNOWN_TYPE,
@@ -470,7 +474,8 @@ def validate_event(raw: Any, *, check_storable: bool = True) -> Event:
 
 
 # Per (type, version): the envelope with its data's model, validated in one go.
-_TYPED_ENVELOPES: dict[tuple[str, int], type[Envelope]] = {}
+# Keyed (str, int); looked up with a raw event's attributes, of any type.
+_TYPED_ENVELOPES: dict[tuple[Any, int | None], type[Envelope]] = {}
 
 
 def contract_register(

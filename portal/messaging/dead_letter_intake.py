@@ -91,8 +91,9 @@ def _origin_routing_key(headers: Mapping[str, Any], fallback: str) -> str:
 
 
 def _first_death_time(headers: Mapping[str, Any]) -> datetime | None:
-    times = [d.get("time") for d in _deaths(headers)]
-    times = [t for t in times if isinstance(t, datetime)]
+    times = [
+        t for t in (d.get("time") for d in _deaths(headers)) if isinstance(t, datetime)
+    ]
     if not times:
         return None
     first = min(times)
@@ -128,9 +129,9 @@ def dead_message_reason(message) -> tuple[str, str]:
             "killed or crashed its consumer every time",
         )
     body = raw_body(message)
-    limit = max_message_bytes(queue)
-    if len(body) > limit:
-        return REASON_OVERSIZED, f"{len(body)} bytes > {limit}"
+    max_bytes = max_message_bytes(queue)
+    if len(body) > max_bytes:
+        return REASON_OVERSIZED, f"{len(body)} bytes > {max_bytes}"
     content_type = content_type_of(message)
     if content_type not in JSON_CONTENT_TYPES:
         return REASON_WRONG_CONTENT_TYPE, f"content type {content_type!r}"
@@ -221,7 +222,8 @@ class DeadLetterConsumerStep(BatchingConsumerStep):
     def queues(self):
         queues = [dead_letter_queue(name) for name in dead_letter_queue_names()]
         for queue in queues:
-            queue.no_declare = True  # declared by DeclareTopology
+            # Declared by DeclareTopology (kombu types Exchange.no_declare only).
+            queue.no_declare = True  # type: ignore[attr-defined]
         return queues
 
     def handle(self, messages: list[Any]) -> None:

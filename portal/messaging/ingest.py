@@ -55,7 +55,8 @@ class IngestConsumerStep(BatchingConsumerStep):
 
     def queues(self):
         queue = ingest_queue()
-        queue.no_declare = True  # declared (or found) in start()
+        # Declared (or found) in start() (kombu types Exchange.no_declare only).
+        queue.no_declare = True  # type: ignore[attr-defined]
         return [queue]
 
     def start(self, c):

@@ -182,7 +182,7 @@ def journey_of(event: LoggedEvent) -> Journey:
     return Journey(event, committed, lanes, [d for d in dead if not d.subscriber])
 
 
-_OUTCOME_CLASS = {
+_OUTCOME_CLASS: dict[str, str] = {
     EventHop.Outcome.APPLIED: "ok",
     EventHop.Outcome.DUPLICATE: "duplicate",
     EventHop.Outcome.RETRIED: "retried",

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from psycopg import sql
 
@@ -166,7 +167,7 @@ class _Listener:
 
     def __init__(self, stopping: threading.Event) -> None:
         self._stopping = stopping
-        self._wrapper = None
+        self._wrapper: BaseDatabaseWrapper | None = None
 
     def wait(self, timeout: float) -> bool:
         started = time.monotonic()

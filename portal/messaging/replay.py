@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Q, TextField
@@ -141,7 +142,7 @@ def events_replay(
         for group in task_message_groups(
             subscription, [((pk, at), body) for pk, body, at in chunk]
         ):
-            headers = {
+            headers: dict[str, Any] = {
                 HEADER_LOG_IDS: [pk for (pk, _), _ in group],
                 HEADER_LOGGED_AT: [round(at, 3) for (_, at), _ in group],
             }

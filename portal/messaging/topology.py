@@ -156,8 +156,8 @@ def configure(app: Celery) -> None:
     for queue in queues:
         # Declared by bootsteps.DeclareTopology, which survives a queue
         # declared earlier with other arguments; the task consumer only
-        # consumes.
-        queue.no_declare = True
+        # consumes. (kombu types Exchange.no_declare only.)
+        queue.no_declare = True  # type: ignore[attr-defined]
     conf.task_queues = queues
     if queues:
         conf.task_default_queue = queues[0].name

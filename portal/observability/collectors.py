@@ -34,12 +34,11 @@ class EventLogCollector(Collector):
         try:
             backlog = backlog_by_destination()
             heartbeat = RelayHeartbeat.objects.aggregate(last=Max("last_pass_at"))
-            dead = (
+            dead = list(
                 DeadLetter.objects.filter(status=DeadLetter.Status.DEAD)
                 .values_list("subscriber", "reason")
                 .annotate(n=Count("id"))
             )
-            dead = list(dead)
         except DatabaseError as exc:
             logger.warning("Event log metrics not read: %s", exc)
             return

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -54,7 +55,7 @@ def _value_class_refresh() -> None:
     Flower's, which does). Metrics made from now on use the files."""
     import sys
 
-    values = sys.modules.get("prometheus_client.values")
+    values: Any = sys.modules.get("prometheus_client.values")
     if values is not None:
         values.ValueClass = values.get_value_class()
 

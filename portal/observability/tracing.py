@@ -30,7 +30,11 @@ def traceparent_valid(value: object) -> bool:
     if not isinstance(value, str):
         return False
     match = _TRACEPARENT.match(value)
-    return bool(match) and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
+    return (
+        match is not None
+        and set(match.group(1)) != {"0"}
+        and set(match.group(2)) != {"0"}
+    )
 
 
 def trace_id_of(traceparent: object) -> str:

@@ -174,7 +174,7 @@ class Supervised:
         """SIGTERM (a warm shutdown), then SIGKILL whatever of the group is left."""
         self._stopping.set()
         with self._lock:
-            if self.alive():
+            if self.process is not None and self.alive():
                 self.process.send_signal(signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.process.wait(timeout=timeout)

@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from typing import cast
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +51,15 @@ class _Link:
         self.client.settimeout(None)
         peers = {self.client: self.upstream, self.upstream: self.client}
         selector = selectors.DefaultSelector()
-        for sock in peers:
-            selector.register(sock, selectors.EVENT_READ)
+        for peer in peers:
+            selector.register(peer, selectors.EVENT_READ)
         try:
             while not self.closed.is_set():
                 if self.proxy.paused.is_set():
                     time.sleep(0.02)
                     continue
                 for key, _ in selector.select(timeout=0.1):
-                    sock = key.fileobj
+                    sock = cast(socket.socket, key.fileobj)
                     try:
                         data = sock.recv(65536)
                     except OSError:

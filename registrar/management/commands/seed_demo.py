@@ -35,7 +35,7 @@ COMPANY = {
 }
 # Names that belong together: per locale, given names (with a grammatical
 # gender where family names agree with it) and family names.
-NAMES = {
+NAMES: dict[str, dict[str, list[str | tuple[str, str]]]] = {
     "ru": {
         "f": ["Anna", "Olga", "Maria", "Elena", "Nina", "Irina", "Daria"],
         "m": ["Ivan", "Petr", "Sergei", "Dmitri", "Alexei", "Mikhail"],
@@ -265,9 +265,9 @@ class Command(BaseCommand):
         used_names: set[str] = set()
         bar = Progress(self.stdout, "people", count)
         for i, moment in enumerate(hires):
-            department = rng.choice(sorted(COMPANY))
-            team = rng.choice(teams[department])
-            ladder = rng.choice(LADDERS[department])
+            department_name = rng.choice(sorted(COMPANY))
+            team = rng.choice(teams[department_name])
+            ladder = rng.choice(LADDERS[department_name])
             name = person_name(rng)
             while name in used_names and len(used_names) < 500:
                 name = person_name(rng)
@@ -312,8 +312,10 @@ class Command(BaseCommand):
                         employee=employee, position=ladder[rung]
                     )
                 elif roll < 0.45:
-                    department = employee.department.name
-                    choices = [t for t in teams[department] if t.pk != employee.team_id]
+                    department_name = employee.department.name
+                    choices = [
+                        t for t in teams[department_name] if t.pk != employee.team_id
+                    ]
                     employee = employee_move_to_team(
                         employee=employee, team=rng.choice(choices)
                     )
