@@ -52,12 +52,11 @@ test: install
 		echo "make test: using PostgreSQL and RabbitMQ on 127.0.0.1"; \
 		export DATABASE_URL="$(LOCAL_DATABASE_URL)" CELERY_BROKER_URL="$(LOCAL_BROKER_URL)"; \
 	fi; \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --cov $(PYTEST_ARGS)
 
+## ruff and mypy through pre-commit's hooks (.pre-commit-config.yaml).
 lint: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(PY) -m mypy
+	$(PY) -m pre_commit run --all-files --show-diff-on-failure
 
 format: install
 	$(VENV)/bin/ruff format .
