@@ -436,7 +436,12 @@ def validate_event(raw: Any, *, check_storable: bool = True) -> Event:
         )
     if check_storable and (error := unstorable_error(raw)) is not None:
         raise error
-    typed = _TYPED_ENVELOPES.get((raw.get("type"), _raw_version(raw)))
+    event_type = raw.get("type")
+    typed = (
+        _TYPED_ENVELOPES.get((event_type, _raw_version(raw)))
+        if isinstance(event_type, str)
+        else None  # not a type name at all: the envelope check below says so
+    )
     if typed is not None:
         # The usual case in one validation; any failure is explained below.
         try:

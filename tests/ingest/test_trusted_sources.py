@@ -150,6 +150,23 @@ def test_a_version_in_unicode_digits_is_a_400(client):
 
 
 @pytest.mark.parametrize(
+    "attributes",
+    [
+        {"type": ["employee.registered"]},
+        {"type": {"name": "employee.registered"}},
+        {"dataschemaversion": [1]},
+        {"dataschemaversion": {"v": 1}},
+        {"dataschema": ["x"]},
+    ],
+)
+def test_attributes_of_the_wrong_json_type_are_a_400(client, attributes):
+    key = create_token("hr", "--source-prefix", "/tests")
+    response = post(client, {**make_envelope(), **attributes}, key)
+    assert response.status_code == 400
+    assert response.json()["errors"]
+
+
+@pytest.mark.parametrize(
     "url", ["/api/events/", "/api/thanks/", "/api/employees/", "/api/auth/token/"]
 )
 def test_json_nested_a_thousand_deep_is_a_400(client, admin_client, url):
