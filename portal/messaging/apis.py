@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.http import JsonResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import AllowAny, BasePermission
@@ -96,7 +97,121 @@ class CloudEventsParser(JSONParser):
     media_type = CONTENT_TYPE
 
 
-@extend_schema(exclude=True)  # described by /api/asyncapi.json and docs/events.md
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = ServiceTokenAuthentication
+    name = "serviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>` with a service token "
+            "(`manage.py service_token create`), bound to a source prefix.",
+        }
+
+
+# The OpenAPI shapes of POST /api/events/. The data of each event type and
+# version is in /api/asyncapi.json and docs/events.md.
+CLOUD_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One CloudEvent 1.0 in structured mode; `data` follows the "
+    "schema of its type and version (`/api/asyncapi.json`, `docs/events.md`). "
+    "Extension attributes are allowed.",
+    "required": ["specversion", "id", "source", "type", "data"],
+    "properties": {
+        "specversion": {"type": "string", "enum": ["1.0"]},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "example": "employee.registered"},
+        "time": {"type": "string", "format": "date-time"},
+        "datacontenttype": {"type": "string", "enum": ["application/json"]},
+        "dataschemaversion": {"type": "string", "example": "2"},
+        "data": {"type": "object"},
+    },
+    "example": {
+        "specversion": "1.0",
+        "id": "hr-import-7f3c",
+        "source": "/hr-import",
+        "type": "employee.registered",
+        "time": "2026-03-02T09:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {
+            "employee_id": 1,
+            "full_name": "Anna Petrova",
+            "position": "Backend Engineer",
+            "department": "Platform",
+            "team": None,
+        },
+    },
+}
+_ERROR_DETAIL = {"$ref": "#/components/schemas/ErrorDetail"}
+INGEST_ANSWERS = {
+    202: OpenApiResponse(
+        {
+            "type": "object",
+            "required": ["id", "source", "status"],
+            "properties": {
+                "id": {"type": "string"},
+                "source": {"type": "string"},
+                "status": {"type": "string", "enum": ["accepted", "already accepted"]},
+            },
+        },
+        description="Committed to the event log (or already there: the same "
+        "source and id).",
+    ),
+    400: OpenApiResponse(
+        {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "description": "The event fails its contract.",
+                    "required": ["reason", "errors"],
+                    "properties": {
+                        "reason": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "message"],
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                _ERROR_DETAIL,
+            ]
+        },
+        description="The event fails its contract (the reason and the fields "
+        "at fault), or the body is not JSON.",
+    ),
+    403: OpenApiResponse(
+        _ERROR_DETAIL,
+        description="The token may not send this source or type, or the "
+        "source is reserved for the portal's own events.",
+    ),
+    413: OpenApiResponse(
+        {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["reason", "max_bytes"],
+                    "properties": {
+                        "reason": {"type": "string", "enum": ["oversized"]},
+                        "max_bytes": {"type": "integer"},
+                    },
+                },
+                _ERROR_DETAIL,
+            ]
+        },
+        description="Bigger than `MESSAGE_MAX_BYTES`.",
+    ),
+}
+
+
 class EventIngestView(APIView):
     """``POST /api/events/``: one CloudEvent from another service.
 
@@ -118,6 +233,15 @@ class EventIngestView(APIView):
         metrics.HTTP_INGEST.labels(str(response.status_code)).inc()
         return super().finalize_response(request, response, *args, **kwargs)
 
+    @extend_schema(
+        operation_id="events_ingest",
+        tags=["events"],
+        request={
+            "application/json": CLOUD_EVENT_SCHEMA,
+            CONTENT_TYPE: CLOUD_EVENT_SCHEMA,
+        },
+        responses=INGEST_ANSWERS,
+    )
     def post(self, request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.MESSAGE_MAX_BYTES:

@@ -23,8 +23,13 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
         "/api/feed/{event_id}/reactions/{kind}/",
         "/api/thanks/",
         "/api/auth/token/",
+        "/api/events/",
     } <= set(schema["paths"])
-    assert set(schema["components"]["securitySchemes"]) == {"cookieAuth", "tokenAuth"}
+    assert set(schema["components"]["securitySchemes"]) == {
+        "cookieAuth",
+        "tokenAuth",
+        "serviceToken",
+    }
     feed_item = schema["components"]["schemas"]["FeedItem"]["properties"]
     assert {"id", "source", "type", "time", "data", "text", "reactions"} <= set(
         feed_item
@@ -71,6 +76,7 @@ def test_swagger_ui_assets_are_served_locally(client):
 # (test_throttled_views_document_429).
 ERRORS = {
     ("post", "/api/auth/token/"): {400, 413, 415},
+    ("post", "/api/events/"): {400, 401, 403, 413, 415},
     ("get", "/api/departments/"): {401, 403},
     ("get", "/api/departments/{id}/"): {401, 403, 404},
     ("patch", "/api/departments/{id}/"): {400, 401, 403, 404, 413, 415},
@@ -133,10 +139,24 @@ def test_error_bodies_are_drf_shapes_as_components(schema):
                 continue
             assert response["description"], (method, path, code)
             body = response["content"]["application/json"]["schema"]
-            if code == "400":
+            if path == "/api/events/" and code in {"400", "413"}:
+                # The ingest's own refusal, or DRF's for a body it cannot read.
+                assert body["oneOf"][-1] == detail
+            elif code == "400":
                 assert body == {"oneOf": [field_errors, detail]}, (method, path)
             else:
                 assert body == detail, (method, path, code)
+
+
+def test_the_event_ingest_documents_cloudevents_and_the_service_token(schema):
+    operation = schema["paths"]["/api/events/"]["post"]
+    assert operation["security"] == [{"serviceToken": []}]
+    body = operation["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/cloudevents+json"}
+    event = body["application/json"]["schema"]
+    assert event["required"] == ["specversion", "id", "source", "type", "data"]
+    accepted = operation["responses"]["202"]["content"]["application/json"]["schema"]
+    assert accepted["properties"]["status"]["enum"] == ["accepted", "already accepted"]
 
 
 def test_reactions_keep_their_own_error_descriptions(schema):

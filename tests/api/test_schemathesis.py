@@ -3,7 +3,8 @@
 Schemathesis reads ``/api/schema/`` from the portal's WSGI application and,
 in-process, sends every operation requests built from the schema (its
 examples, boundary and invalid values, then random ones), each once with a
-Staff token and once with an HR token, on PostgreSQL. A test fails on any
+Staff token and once with an HR token, on PostgreSQL; ``POST /api/events/``
+also with a service token that may send any outside source. A test fails on any
 5xx, any status code the schema does not document for the operation, and
 any response whose content type or body does not match what it documents.
 
@@ -22,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from portal.messaging.apis import service_token_create
 from portal.roles import HR_GROUP, STAFF_GROUP
 from portal.wsgi import application
 from registrar.services import employee_link_user
@@ -61,6 +63,7 @@ def tokens() -> dict[str, str]:
     return {
         "staff": Token.objects.create(user=staff).key,
         "hr": Token.objects.create(user=hr).key,
+        "service": service_token_create(name="schemathesis", source_prefix="/")[1],
     }
 
 
@@ -70,7 +73,10 @@ def tokens() -> dict[str, str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_keeps_to_its_schema(case, tokens):
-    for role in ("staff", "hr"):
+    roles = ["staff", "hr"]
+    if case.path == "/api/events/":
+        roles.append("service")
+    for role in roles:
         case.call_and_validate(
             headers={"Authorization": f"Token {tokens[role]}"}, checks=CHECKS
         )
