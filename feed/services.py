@@ -345,16 +345,8 @@ def _feed_events_insert(
 
 # What a repair renders again (and the event's own fields, in case a
 # contract's upcasting changed them).
-_REPAIRED_COLUMNS = (
-    "type",
-    "time",
-    "data",
-    "text",
-    "department",
-    "department_id",
-    "employee_id",
-    "from_employee_id",
-    "traceparent",
+_REPAIRED_COLUMNS = tuple(
+    column for column in _INSERT_COLUMNS if column not in ("source", "event_id")
 )
 
 
