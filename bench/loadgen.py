@@ -14,6 +14,10 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+# Below gunicorn's keep-alive (2 s): at a low rate spread over many threads a
+# connection idles longer than that, and the server closes it.
+IDLE_REOPEN_SECONDS = 1.0
+
 
 def run(url: str, n: int, rate: float, threads: int, warmup: int) -> dict:
     parts = urlsplit(url)
@@ -26,6 +30,7 @@ def run(url: str, n: int, rate: float, threads: int, warmup: int) -> dict:
 
     def worker() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        last_used = time.perf_counter()
         while True:
             item = jobs.get()
             if item is None:
@@ -34,6 +39,13 @@ def run(url: str, n: int, rate: float, threads: int, warmup: int) -> dict:
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            if time.perf_counter() - last_used > IDLE_REOPEN_SECONDS:
+                # The server may be closing it right now (keep-alive ran
+                # out): a request sent into that fails for no fault of its.
+                conn.close()
+                conn = http.client.HTTPConnection(
+                    parts.hostname, parts.port, timeout=30
+                )
             try:
                 conn.request("POST", path, body=b"", headers={"Content-Length": "0"})
                 response = conn.getresponse()
@@ -47,6 +59,7 @@ def run(url: str, n: int, rate: float, threads: int, warmup: int) -> dict:
                 )
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             elapsed = time.perf_counter() - due
+            last_used = time.perf_counter()
             with lock:
                 if not ok:
                     errors.append(error)

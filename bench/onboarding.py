@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -390,6 +391,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
+    # Stopped (timeout, kill): stop the servers and workers it started too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.setdefault(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"
     )
