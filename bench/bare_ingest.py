@@ -102,23 +102,21 @@ async def drain_aio(args: argparse.Namespace) -> dict:
     queue = await channel.get_queue(args.queue, ensure=False)
     done, first, cpu = 0, None, 0.0
     pending: list[tuple] = []
-    last = None
+    # No idle timeout (cancelling the iterator's wait breaks it): a batch is
+    # stored when it reaches the prefetch, which RabbitMQ always fills, or
+    # when it completes the expected count.
     async with queue.iterator() as messages:
-        while done < args.expect:
-            try:
-                message = await asyncio.wait_for(messages.__anext__(), 0.05)
-            except TimeoutError:
-                message = None
-            if message is not None:
-                if first is None:
-                    first, cpu = time.perf_counter(), time.process_time()
-                pending.append(row(message.body, datetime.now(UTC)))
-                last = message
-            if pending and (message is None or len(pending) >= args.prefetch):
+        async for message in messages:
+            if first is None:
+                first, cpu = time.perf_counter(), time.process_time()
+            pending.append(row(message.body, datetime.now(UTC)))
+            if len(pending) >= args.prefetch or done + len(pending) >= args.expect:
                 copy_rows(db, pending)
-                await last.ack(multiple=True)
+                await message.ack(multiple=True)
                 done += len(pending)
                 pending = []
+                if done >= args.expect:
+                    break
     seconds = time.perf_counter() - (first or time.perf_counter())
     await connection.close()
     return {

@@ -941,11 +941,12 @@ def ingest_bare(client: str, n: int) -> dict:
         ],
         cwd=ROOT,
         env=env(),
-        check=True,
         capture_output=True,
         text=True,
         timeout=600,
     )
+    if out.returncode:
+        raise RuntimeError(f"bare {client} consumer failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["rate"] = result["events"] / result["seconds"]
     return result
