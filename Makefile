@@ -92,6 +92,7 @@ chaos: install
 ## BENCH_ARGS=--quick for a small run while developing.
 bench: install
 	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/bench-baselines.txt
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:

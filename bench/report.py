@@ -27,6 +27,66 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**MISSED**"
 
 
+def rate_summary(runs: list[dict]) -> dict:
+    """The median run's rate (lower middle for an even count) with the
+    range over ``runs``, so a target can be decided on the median of
+    several interleaved runs and show min–max."""
+    rates = sorted(run["rate"] for run in runs)
+    middle = rates[(len(rates) - 1) // 2]
+    return {"rate": middle, "min": rates[0], "max": rates[-1], "runs": len(rates)}
+
+
+def per_process(result: dict) -> float:
+    """Events/s per pool process: a worker of prefork ``processes`` is
+    credited with 1/processes of its rate (1 when not given)."""
+    return result["rate"] / result.get("processes", 1)
+
+
+def per_cpu_second(result: dict) -> float:
+    """Events per CPU second of the consumer's own processes (NaN when not
+    measured)."""
+    cpu = result.get("cpu_seconds")
+    return result["events"] / cpu if cpu else float("nan")
+
+
+def baseline_targets(consumer: dict) -> list[tuple[str, str, bool]]:
+    """The issue's targets against the fair baselines, per pool process:
+    ours >= 12 x tuned Celery (a2), >= 4 x celery-batches (a3)."""
+    ours = per_process(consumer["ours"])
+    targets = []
+    for key, label, factor in (
+        ("tuned", "tuned plain Celery (a2)", 12),
+        ("batched", "celery-batches + COPY (a3)", 4),
+    ):
+        if key in consumer:
+            ratio = ours / per_process(consumer[key])
+            targets.append(
+                (
+                    f"Consumer >= {factor} x {label}, per pool process",
+                    f"{ratio:.1f} x",
+                    ratio >= factor,
+                )
+            )
+    return targets
+
+
+def ingest_targets(ours: float, bare: float) -> list[tuple[str, str, bool]]:
+    """Per-event ingest: >= 10,000 events/s for one worker, >= 70 % of bare
+    pika + COPY on the same messages."""
+    return [
+        (
+            "Per-event ingest >= 10,000 events/s (one worker)",
+            f"{ours:,.0f}/s",
+            ours >= 10_000,
+        ),
+        (
+            "Per-event ingest >= 70 % of bare pika + COPY",
+            f"{ours / bare:.0%}",
+            ours / bare >= 0.7,
+        ),
+    ]
+
+
 @dataclass
 class Report:
     quick: bool
@@ -38,6 +98,9 @@ class Report:
     consumer: dict = field(default_factory=dict)
     consumer_profile: dict = field(default_factory=dict)
     relay_profile: str = ""
+    # Per-event ingest: label -> one result per interleaved round.
+    ingest: dict = field(default_factory=dict)
+    ingest_stages: dict = field(default_factory=dict)
     reads: dict = field(default_factory=dict)
     rss: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -189,9 +252,66 @@ class Report:
             f"| (c) limit: bare pika consume+ack + COPY, same messages | "
             f"{c['bare']['events']:,} | {c['bare']['seconds']:.2f} | {bare:,.0f} |",
             "",
-            f"**(b)/(a) = {ours / naive:.1f} x**, **(b)/(c) = {ours / bare:.0%}**.",
+        ]
+        tuned, batched = c.get("tuned"), c.get("batched")
+        # The fair baselines go above the limit's row (c), the list's last
+        # two items being that row and a blank line.
+        if tuned:
+            lines.insert(
+                -2,
+                f"| (a2) plain Celery, one task per event, tuned: connection kept "
+                f"(`CELERY_DB_REUSE_MAX`), `acks_late`, prefork "
+                f"{tuned['processes']}, prefetch 64 | {tuned['events']:,} | "
+                f"{tuned['seconds']:.2f} | {tuned['rate']:,.0f} "
+                f"({per_process(tuned):,.0f} per pool process) |",
+            )
+        if batched:
+            lines.insert(
+                -2,
+                f"| (a3) celery-batches, one COPY per flushed batch "
+                f"(flush_every 1000, flush_interval 50 ms, `acks_late`), prefork 1"
+                f" | {batched['events']:,} | {batched['seconds']:.2f} | "
+                f"{batched['rate']:,.0f} |",
+            )
+        lines += [
+            "",
+            f"**(b)/(a) = {ours / naive:.1f} x**, **(b)/(c) = {ours / bare:.0%}**"
+            + (
+                f", **(b)/(a2) = {ours / tuned['rate']:.1f} x** "
+                f"(**{ours / per_process(tuned):.1f} x** per pool process)"
+                if tuned
+                else ""
+            )
+            + (f", **(b)/(a3) = {ours / batched['rate']:.1f} x**" if batched else "")
+            + ".",
             "",
         ]
+        cpu_rows = [
+            (label, c[key])
+            for key, label in (
+                ("ours", "(b) ours"),
+                ("naive", "(a) naive"),
+                ("tuned", "(a2) tuned Celery"),
+                ("batched", "(a3) celery-batches"),
+            )
+            if key in c and c[key].get("cpu_seconds")
+        ]
+        if cpu_rows:
+            lines += [
+                "Per worker process, two ways: (a2) runs two pool processes "
+                "on the two cores, so its rate is also given per pool process "
+                "(the targets use that); and the CPU seconds every process of "
+                "each worker (main + pool) used while draining, psutil, "
+                "PostgreSQL's and RabbitMQ's own not counted:",
+                "",
+                "| consumer | worker CPU s | events per worker CPU s |",
+                "|---|---:|---:|",
+                *(
+                    f"| {label} | {r['cpu_seconds']:.1f} | {per_cpu_second(r):,.0f} |"
+                    for label, r in cpu_rows
+                ),
+                "",
+            ]
         self.targets.append(
             ("Consumer >= 10 x naive", f"{ours / naive:.1f} x", ours / naive >= 10)
         )
@@ -202,6 +322,7 @@ class Report:
                 ours / bare >= 0.7,
             )
         )
+        self.targets += baseline_targets(c)
         self.targets.append(
             ("Consumer >= 15,000 events/s (aim)", f"{ours:,.0f}/s", ours >= 15_000)
         )
@@ -218,6 +339,66 @@ class Report:
             self.targets.append(
                 ("Relay >= 10,000 events/s", f"{r['rate']:,.0f}/s", r["rate"] >= 10_000)
             )
+        return lines
+
+    def _ingest(self) -> list[str]:
+        runs = getattr(self, "ingest", None)
+        if not runs or "ours" not in runs or "pika" not in runs:
+            return []
+        summary = {label: rate_summary(r) for label, r in runs.items()}
+        n = runs["ours"][0]["events"]
+        rounds = summary["ours"]["runs"]
+        names = {
+            "ours": "ours: ingest bootstep → event log → relay → `feed.apply_events`"
+            " (one worker `-Q feed --concurrency=1` + `relay_outbox`)",
+            "pika": "bare pika (blocking) consume+ack + COPY into the feed table",
+            "aio-pika": "bare aio-pika consume+ack + COPY into the feed table",
+        }
+        lines = [
+            "## 3b. Per-event ingest (one CloudEvent per AMQP message)",
+            "",
+            f"{n:,} valid `employee.registered` CloudEvents "
+            f"(~{self.sizes.get('ingest_bytes', 0)} bytes each, "
+            "`application/cloudevents+json`, from an outside source) published "
+            "on `portal.events` and left in the ingest queue (the real topology:"
+            " a quorum queue bound with `#`), then drained. Ours goes the whole "
+            "real route: the worker's ingest bootstep validates each event and "
+            "logs it (one transaction per batch, acked after commit), the "
+            "relay publishes the logged rows as task messages to `feed`, and "
+            "the worker's pool process applies them; the rate is from the first "
+            "logged row to the last feed row. The bare consumers take the same "
+            "messages from the same queue and COPY them straight into the feed "
+            "table (no validation, no log, no relay), prefetch 1,000, acking "
+            "(multiple) after each commit; their rate is from the first "
+            "message to the last commit. Variants interleaved in "
+            f"{rounds} round(s); the median is shown"
+            + (" with min–max." if rounds > 1 else "."),
+            "",
+            "| consumer | events/s | min–max | / bare pika | CPU s "
+            "| events per CPU s |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        bare = summary["pika"]["rate"]
+        for label, result in summary.items():
+            cpu = sorted(r["cpu_seconds"] for r in runs[label])[(rounds - 1) // 2]
+            lines.append(
+                f"| {names.get(label, label)} | {result['rate']:,.0f} | "
+                f"{result['min']:,.0f}–{result['max']:,.0f} | "
+                f"{result['rate'] / bare:.0%} | {cpu:.1f} | {n / cpu:,.0f} |"
+            )
+        for label, result in (getattr(self, "ingest_stages", None) or {}).items():
+            lines.append(
+                f"| ours, {label} ({result['events']:,} events, not interleaved)"
+                f" | {result['rate']:,.0f} | | {result['rate'] / bare:.0%} | | |"
+            )
+        lines += [
+            "",
+            "CPU s: what the consumer's own processes used while draining "
+            "(ours: the worker's main and pool process and the relay; the bare "
+            "ones: their one process), PostgreSQL's and RabbitMQ's not counted.",
+            "",
+        ]
+        self.targets += ingest_targets(summary["ours"]["rate"], bare)
         return lines
 
     def _reads(self) -> list[str]:
@@ -308,6 +489,7 @@ class Report:
             self._registration()
             + self._c2v()
             + self._throughput()
+            + self._ingest()
             + self._reads()
             + self._memory()
         )
@@ -353,6 +535,8 @@ class Report:
         out = ["## Where the time goes, and what to change", ""]
         out += self._registration_findings()
         out += self._consumer_findings()
+        out += self._baseline_findings()
+        out += self._ingest_findings()
         out += self._c2v_findings()
         if self.relay and self.relay["rate"] < 10_000:
             parts = _relay_shares(self.relay_profile)
@@ -449,7 +633,7 @@ class Report:
         if ours >= 0.7 * bare:
             return []
         raw = "spy-worker-ours.raw"
-        inside = self._share(raw, "apply_events (")
+        inside = self._share(raw, ("subscriber_tasks.py", "apply_events ("))
         decode = self._share(raw, "json/decoder.py", leaf=True)
         ipc = self._share(raw, PIPES, leaf=True)
         alone = self.consumer_profile.get("rate", float("nan"))
@@ -471,6 +655,111 @@ class Report:
             "pool (one decode, no hand-off) — at the price of the task's "
             "retries, Flower's view of it and crash isolation, which is why "
             "the feed stays a Celery task.",
+        ]
+
+    def _baseline_findings(self) -> list[str]:
+        c = self.consumer
+        if not c.get("ours"):
+            return []
+        out = []
+        ours = c["ours"]
+        for key, label, factor in (
+            ("tuned", "tuned plain Celery (a2)", 12),
+            ("batched", "celery-batches + COPY (a3)", 4),
+        ):
+            if key not in c:
+                continue
+            wall = per_process(ours) / per_process(c[key])
+            cpu = per_cpu_second(ours) / per_cpu_second(c[key])
+            if wall >= factor:
+                continue
+            out.append(
+                f"- **Consumer vs {label}: {wall:.1f} x per pool process "
+                f"(target {factor} x); per CPU second of the workers' own "
+                f"processes {cpu:.1f} x.** "
+                + (
+                    f"Ours' worker processes were busy "
+                    f"{ours.get('cpu_seconds', 0) / ours['seconds']:.0%} of one "
+                    f"core over its drain, celery-batches' "
+                    f"{c[key].get('cpu_seconds', 0) / c[key]['seconds']:.0%}: "
+                    "celery-batches is bound by Celery's per-message work in "
+                    "its own processes (a request per single-event message), "
+                    "ours mostly waits for PostgreSQL, whose CPU is not "
+                    "counted here — it validates each event (pydantic) and "
+                    "inserts with `INSERT … SELECT FROM jsonb_to_recordset … "
+                    "ON CONFLICT DO NOTHING`, pipelined by chunk, where "
+                    "celery-batches COPYs with no validation and no duplicate "
+                    "check. The per-CPU ratio above says our consumer's own "
+                    "work is small; the factor left is the database's cost "
+                    "of the duplicate-checking insert on these two shared "
+                    "cores (the worker's profile below shows only its own "
+                    "CPU, where contract validation is the largest frame; "
+                    "time spent waiting for PostgreSQL is not sampled)."
+                    if key == "batched"
+                    else "Per-event costs of Celery (a task message, a "
+                    "transaction and a commit per event) are what ours "
+                    "saves; on this loaded machine the per-process rates of "
+                    "both move by several times between runs, so read this "
+                    "with the CPU ratio beside it."
+                )
+            )
+        return out
+
+    def _ingest_findings(self) -> list[str]:
+        runs = getattr(self, "ingest", None)
+        if not runs or "ours" not in runs or "pika" not in runs:
+            return []
+        ours = rate_summary(runs["ours"])["rate"]
+        bare = rate_summary(runs["pika"])["rate"]
+        if ours >= 10_000 and ours >= 0.7 * bare:
+            return []
+
+        def cpu_per_event(label: str) -> float:
+            values = sorted(r["cpu_seconds"] / r["events"] for r in runs[label])
+            return values[(len(values) - 1) // 2] * 1e6
+
+        median = sorted(runs["ours"], key=lambda r: r["rate"])[
+            (len(runs["ours"]) - 1) // 2
+        ]
+        busy = median["cpu_seconds"] / median["seconds"]
+        stages = getattr(self, "ingest_stages", None) or {}
+        alone = ", ".join(
+            f"{label} {result['rate']:,.0f}/s" for label, result in stages.items()
+        )
+        worker, relay = "spy-ingest-worker.raw", "spy-ingest-relay.raw"
+        flush = self._share(worker, "BatchingConsumerStep.flush")
+        read = self._share(worker, "Connection.drain_events")
+        task = self._share(worker, "subscriber_tasks.py")
+        validate = self._share(worker, "validate_event")
+        publish = self._share(relay, "publish_confirmed")
+        sql = self._share(relay, "execute_sql")
+        return [
+            f"- **Per-event ingest at {ours:,.0f} events/s, {ours / bare:.0%} of "
+            f"bare pika + COPY ({bare:,.0f}/s).** CPU per event of the "
+            f"consumer's own processes: ours {cpu_per_event('ours'):,.0f} µs "
+            f"(worker + relay), bare pika {cpu_per_event('pika'):,.0f} µs. "
+            f"Yet ours is not bound by its own CPU: its three processes "
+            f"together used {busy:.0%} of one core over the drain. Each stage "
+            f"alone is faster than the whole ({alone}), and the stages run "
+            "one after another for every batch: the ingest bootstep's "
+            "prefetch equals its batch (`INGEST_BATCH_SIZE`), and it stores "
+            "a batch (validate, INSERT into the log, commit) in the worker's "
+            "event loop before acking it, so RabbitMQ sends the next batch "
+            "only then — receiving and storing never overlap; the relay, "
+            "woken by the commit's NOTIFY, then makes a pass (SELECT … SKIP "
+            "LOCKED, confirmed publishes, UPDATE) for that batch, and the "
+            "feed's task applies it. py-spy (a separate profiled run; share "
+            f"of samples): worker — storing batches {flush:.0%}, reading AMQP "
+            f"frames {read:.0%}, the feed's task {task:.0%}, contract "
+            f"validation (ingest and task) {validate:.0%}; relay — confirmed "
+            f"publishing {publish:.0%} (a task message per batch and one "
+            f"`portal.broadcast` message per event), its SQL {sql:.0%}. "
+            "Each event is decoded and validated twice, written twice (log, "
+            "feed), read back once and published twice; the bare loop "
+            "decodes once and COPYs. *Where to look next* (a later change): "
+            "let the ingest consumer take the next batch while it stores one "
+            "(prefetch of two batches), larger ingest batches, broadcast "
+            "messages batched per pass, one validation per event.",
         ]
 
     def _c2v_findings(self) -> list[str]:
@@ -580,6 +869,7 @@ class Report:
                 for k, v in self.c2v.items()
             },
             "consumer": self.consumer,
+            "ingest": getattr(self, "ingest", {}),
             "relay": self.relay,
             "reads": self.reads,
             "rss": self.rss,
@@ -642,11 +932,19 @@ class Report:
                 bars["ours, DB\nreuse (what-if)"] = self.what_if["consumer throughput"][
                     "rate"
                 ]
+            if "tuned" in self.consumer:
+                bars["tuned Celery\n(a2, per\npool process)"] = per_process(
+                    self.consumer["tuned"]
+                )
+            if "batched" in self.consumer:
+                bars["celery-\nbatches\n(a3)"] = self.consumer["batched"]["rate"]
             bars["bare pika\n+ COPY"] = self.consumer["bare"]["rate"]
             if self.relay:
                 bars["relay\n(outbox ->\nRabbitMQ)"] = self.relay["rate"]
             palette = {
                 "naive": "#999",
+                "tuned": "#bbb",
+                "celery-": "#888",
                 "ours\n": "#2a7",
                 "ours,": "#7c9",
                 "bare": "#37c",

@@ -38,8 +38,14 @@ from bench.spy import Spy  # noqa: E402
 
 LOGS = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
 DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/bench"
+# The baselines' queues (classic, durable), purged with ours.
+BENCH_QUEUES = ("bench.naive", "bench.tuned", "bench.batched", "bench.bare")
 READ_SECONDS_PER_PAGE = 5.0
-WORKER_ANCHOR = ("apply_events (feed/tasks.py",)
+# The subscriber task's body: upcasting, then `apply_events` (its own frame).
+WORKER_ANCHOR = (
+    "subscriber_task.<locals>.decorate.<locals>.run (portal/messaging/",
+    "apply_events (feed/tasks.py",
+)
 WEB_ANCHOR = ("register (bench/benchsite/views.py", "BackgroundPublisher._run (")
 
 
@@ -70,8 +76,14 @@ def recreate_database() -> None:
 
     url = urlsplit(os.environ["DATABASE_URL"])
     name = url.path.lstrip("/")
-    if not name.startswith("portal_bench"):
-        raise SystemExit(f"refusing to recreate {name!r}: not a bench database")
+    # Another name only with explicit consent (a database of one's own).
+    if not name.startswith("portal_bench") and name != os.environ.get(
+        "BENCH_DATABASE_DISPOSABLE"
+    ):
+        raise SystemExit(
+            f"refusing to recreate {name!r}: not a bench database (set "
+            "BENCH_DATABASE_DISPOSABLE to its name if it may be dropped)"
+        )
     admin = url._replace(path="/postgres").geturl()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(
@@ -151,12 +163,15 @@ def purge_queues() -> None:
     with Connection(os.environ["CELERY_BROKER_URL"]) as conn:
         conn.ensure_connection(max_retries=3)
         topology.declare(conn)
+        topology.declare_ingest(conn)
+    ours = ("feed", "feed.dead", topology.ingest_queue_name())
     connection, channel = broker_channel()
     try:
-        for name in ("feed", "feed.dead", "bench.naive", "bench.bare"):
-            channel.queue_declare(name, passive=True) if name.startswith(
-                "feed"
-            ) else channel.queue_declare(name, durable=True)
+        for name in (*ours, *BENCH_QUEUES):
+            if name in ours:
+                channel.queue_declare(name, passive=True)
+            else:
+                channel.queue_declare(name, durable=True)
             channel.queue_purge(name)
     finally:
         connection.close()
@@ -176,7 +191,9 @@ def wait_consumer(queue: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"no consumer on {queue} after {timeout}s")
 
 
-def celery_worker(app: str, queue: str, name: str, **overrides: str) -> Proc:
+def celery_worker(
+    app: str, queue: str, name: str, concurrency: int = 1, **overrides: str
+) -> Proc:
     return Proc(
         name,
         [
@@ -186,7 +203,7 @@ def celery_worker(app: str, queue: str, name: str, **overrides: str) -> Proc:
             "worker",
             "-Q",
             queue,
-            "--concurrency=1",
+            f"--concurrency={concurrency}",
             "--loglevel=WARNING",
             "-n",
             f"{name}@%h",
@@ -455,28 +472,54 @@ def bench_commit_to_visible(
 # --- 3 + 4. relay and consumer throughput -------------------------------------------
 
 
+def cpu_seconds(*pids: int) -> float:
+    """CPU (user + system) used so far by the processes ``pids`` and all
+    their descendants (PostgreSQL's and RabbitMQ's own are not counted)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
+
+
 def drain_rate(
     expect: int, proc: Proc | None = None, timeout: float = 300, on_first=None
 ) -> dict:
-    """Rows/s into the feed table, from the first row seen to the last."""
+    """Rows/s into the feed table, from the first row seen to the last, and
+    the CPU seconds ``proc``'s process tree used meanwhile."""
     with db_conn() as conn:
         conn.autocommit = True
-        first_at, first_count = None, 0
+        first_at, first_count, cpu = None, 0, 0.0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             count = feed_count(conn)
             now = time.perf_counter()
             if first_at is None and count > 0:
                 first_at, first_count = now, count
+                cpu = cpu_seconds(proc.pid) if proc is not None else 0.0
                 if on_first:
                     on_first()
             if count >= expect:
                 seconds = now - first_at
-                return {
+                result = {
                     "events": count - first_count,
                     "seconds": seconds,
                     "rate": (count - first_count) / max(seconds, 1e-9),
                 }
+                if proc is not None:
+                    result["cpu_seconds"] = cpu_seconds(proc.pid) - cpu
+                return result
             if proc is not None and not proc.alive():
                 raise RuntimeError(f"{proc.name} died; see {proc.log_path}")
             time.sleep(0.02)
@@ -506,8 +549,61 @@ def bench_relay(report: Report, events: int) -> list[dict]:
     return items
 
 
+def drain_single_tasks(
+    task, module: str, queue: str, name: str, items: list[dict], concurrency: int = 1
+) -> dict:
+    """Publish one task message per event of ``items`` for ``task`` (a
+    bench-only Celery app's), then drain them with a worker of that app."""
+    truncate("feed_feedevent")
+    purge_queues()
+    with task.app.producer_or_acquire() as producer:
+        for envelope in items:
+            task.apply_async(args=[envelope], producer=producer)
+    worker = celery_worker(module, queue, name, concurrency=concurrency)
+    try:
+        result = drain_rate(len(items), worker)
+    finally:
+        worker.stop()
+    result["processes"] = concurrency
+    return result
+
+
+def bench_baselines(report: Report, items: list[dict], tuned_events: int) -> None:
+    """(a2) tuned plain Celery, (a3) celery-batches + COPY, on ``items``."""
+    from bench.tuned import CONCURRENCY, QUEUE, apply_event
+
+    tuned = drain_single_tasks(
+        apply_event,
+        "bench.tuned",
+        QUEUE,
+        "worker-tuned",
+        items[:tuned_events],
+        concurrency=CONCURRENCY,
+    )
+    report.consumer["tuned"] = tuned
+    log(
+        f"  (a2) tuned Celery, prefork {CONCURRENCY}: {tuned['rate']:,.0f}/s "
+        f"({tuned['rate'] / CONCURRENCY:,.0f}/s per pool process)"
+    )
+    try:
+        from bench.batched import QUEUE as BATCHED_QUEUE
+        from bench.batched import apply_events
+    except ImportError as exc:  # celery-batches not installed
+        report.notes.append(f"(a3) celery-batches skipped: {exc}")
+        log(f"  (a3) skipped: {exc}")
+        return
+    report.consumer["batched"] = drain_single_tasks(
+        apply_events, "bench.batched", BATCHED_QUEUE, "worker-batched", items
+    )
+    log(f"  (a3) celery-batches + COPY: {report.consumer['batched']['rate']:,.0f}/s")
+
+
 def bench_consumers(
-    report: Report, rss: RssSampler, items: list[dict], naive_events: int
+    report: Report,
+    rss: RssSampler,
+    items: list[dict],
+    naive_events: int,
+    tuned_events: int = 0,
 ) -> None:
     log("3. Feed consumer throughput")
     events = len(items)
@@ -574,6 +670,9 @@ def bench_consumers(
         rss.unwatch(worker.pid)
         worker.stop()
     log(f"  naive: {report.consumer['naive']['rate']:,.0f}/s")
+
+    if tuned_events:
+        bench_baselines(report, items, tuned_events)
 
     # (c) the limit: bare pika + COPY, same message shape as the relay's.
     truncate("feed_feedevent")
@@ -662,6 +761,227 @@ def profile_relay(report: Report, events: int) -> None:
     Relay(grace=0).drain()
     profiler.stop()
     report.relay_profile = profiler.output_text(unicode=False, color=False)
+    purge_queues()
+
+
+# --- 3b. per-event ingest ----------------------------------------------------------
+
+INGEST_SOURCE = "/hr/people-directory"
+INGEST_PREFETCH = 1000
+
+
+def ingest_messages(n: int) -> list[bytes]:
+    """``n`` single-event messages as an outside HR service would publish
+    them: valid ``employee.registered`` CloudEvents (~450 bytes each) from
+    a source of its own."""
+    import random
+
+    rng = random.Random(21)
+    now = datetime.now(UTC)
+    return [
+        json.dumps(
+            data.envelope(
+                i,
+                rng,
+                when=now,
+                kind="employee.registered",
+                source=INGEST_SOURCE,
+            )
+        ).encode()
+        for i in range(n)
+    ]
+
+
+def ingest_prefill(bodies: list[bytes]) -> None:
+    """Publish ``bodies`` on ``portal.events`` (routing key = the event type)
+    with clean tables and queues, and wait until the ingest queue holds them
+    all (published without confirms: counted instead)."""
+    import pika
+
+    from portal.messaging import topology
+
+    truncate("feed_feedevent", "messaging_loggedevent")
+    purge_queues()
+    connection, channel = broker_channel()
+    try:
+        properties = pika.BasicProperties(
+            delivery_mode=2, content_type="application/cloudevents+json"
+        )
+        for body in bodies:
+            channel.basic_publish(
+                topology.EVENTS_EXCHANGE, "employee.registered", body, properties
+            )
+        queue = topology.ingest_queue_name()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready = channel.queue_declare(queue, passive=True).method.message_count
+            if ready >= len(bodies):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{queue} holds {ready} of {len(bodies)} messages")
+    finally:
+        connection.close()
+
+
+def ingest_ours(n: int, profile: float = 0.0) -> dict:
+    """The real path: a worker (`-Q feed --concurrency=1`; its main process
+    runs the ingest consumer, its pool process the feed's task) and a relay,
+    from the first logged row to the last feed row. With ``profile``, py-spy
+    records both for that many seconds from the first logged row."""
+    relay = Proc("relay-ingest", [PY, "manage.py", "relay_outbox"], env(), LOGS)
+    worker = celery_worker("portal", "feed", "worker-ingest")
+    spies = []
+    try:
+        with db_conn() as conn:
+            conn.autocommit = True
+            first_at, cpu = None, 0.0
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                now = time.perf_counter()
+                if first_at is None:
+                    if conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM messaging_loggedevent)"
+                    ).fetchone()[0]:
+                        first_at = now
+                        cpu = cpu_seconds(worker.pid, relay.pid)
+                        if profile:
+                            spies = [
+                                Spy(
+                                    worker.pid, LOGS / "spy-ingest-worker.raw", profile
+                                ),
+                                Spy(relay.pid, LOGS / "spy-ingest-relay.raw", profile),
+                            ]
+                elif feed_count(conn) >= n:
+                    seconds = now - first_at
+                    for spy in spies:
+                        spy.summary()  # waits for py-spy to write its file
+                    return {
+                        "events": n,
+                        "seconds": seconds,
+                        "rate": n / seconds,
+                        "cpu_seconds": cpu_seconds(worker.pid, relay.pid) - cpu,
+                    }
+                for proc in (worker, relay):
+                    if not proc.alive():
+                        raise RuntimeError(f"{proc.name} died; see {proc.log_path}")
+                time.sleep(0.05)
+        raise RuntimeError(f"ingest: not all {n} feed rows after 600 s")
+    finally:
+        worker.stop()
+        relay.stop()
+
+
+def ingest_stages(bodies: list[bytes]) -> dict:
+    """Each stage of ours alone on ``bodies``: the worker's ingest with no
+    relay running (first to last logged row), then the relay draining those
+    rows in-process (``Relay(grace=0).drain()``, publisher confirms)."""
+    n = len(bodies)
+    ingest_prefill(bodies)
+    worker = celery_worker("portal", "feed", "worker-ingest-alone")
+    try:
+        with db_conn() as conn:
+            conn.autocommit = True
+            first_at, cpu = None, 0.0
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                count = conn.execute(
+                    "SELECT count(*) FROM messaging_loggedevent"
+                ).fetchone()[0]
+                now = time.perf_counter()
+                if first_at is None and count:
+                    first_at, cpu = now, cpu_seconds(worker.pid)
+                if count >= n:
+                    break
+                time.sleep(0.02)
+            else:
+                raise RuntimeError(f"ingest alone: {count}/{n} logged after 600 s")
+        ingest = {
+            "events": n,
+            "seconds": now - first_at,
+            "rate": n / (now - first_at),
+            "cpu_seconds": cpu_seconds(worker.pid) - cpu,
+        }
+    finally:
+        worker.stop()
+    from django.db import close_old_connections
+
+    from portal.messaging.relay import Relay
+
+    close_old_connections()
+    start = time.perf_counter()
+    sent = Relay(grace=0).drain()
+    seconds = time.perf_counter() - start
+    purge_queues()
+    return {
+        "ingest alone": ingest,
+        "relay alone": {"events": sent, "seconds": seconds, "rate": sent / seconds},
+    }
+
+
+def ingest_bare(client: str, n: int) -> dict:
+    from portal.messaging import topology
+
+    out = subprocess.run(
+        [
+            PY,
+            "-m",
+            "bench.bare_ingest",
+            "--client",
+            client,
+            "--amqp",
+            os.environ["CELERY_BROKER_URL"],
+            "--db",
+            os.environ["DATABASE_URL"].replace("postgres://", "postgresql://"),
+            "--queue",
+            topology.ingest_queue_name(),
+            "--expect",
+            str(n),
+            "--prefetch",
+            str(INGEST_PREFETCH),
+        ],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode:
+        raise RuntimeError(f"bare {client} consumer failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["rate"] = result["events"] / result["seconds"]
+    return result
+
+
+def bench_ingest(report: Report, n: int, rounds: int = 1) -> None:
+    """Per-event messages on ``portal.events``, drained by ours, bare pika
+    and aio-pika in turn (``rounds`` times, interleaved: the shared
+    machine's drift falls on each alike); the tables keep every run."""
+    log(f"3b. Per-event ingest ({n:,} messages on portal.events)")
+    bodies = ingest_messages(n)
+    report.sizes["ingest_bytes"] = sum(map(len, bodies)) // len(bodies)
+    variants = {
+        "ours": lambda: ingest_ours(n),
+        "pika": lambda: ingest_bare("pika", n),
+        "aio-pika": lambda: ingest_bare("aio-pika", n),
+    }
+    for round_ in range(rounds):
+        for label, run in variants.items():
+            ingest_prefill(bodies)
+            result = run()
+            report.ingest.setdefault(label, []).append(result)
+            log(
+                f"  round {round_ + 1}, {label}: {result['rate']:,.0f}/s "
+                f"({result['cpu_seconds']:.1f} CPU s)"
+            )
+    # Where the time goes: each stage alone, then the whole once more,
+    # smaller, under py-spy (sampling perturbs it: profile only).
+    profiled = min(n, 20_000)
+    report.ingest_stages = ingest_stages(bodies[:profiled])
+    for label, result in report.ingest_stages.items():
+        log(f"  {label}: {result['rate']:,.0f}/s")
+    ingest_prefill(bodies[:profiled])
+    ingest_ours(profiled, profile=max(1.0, min(8.0, profiled / 4_000)))
+    truncate("feed_feedevent", "messaging_loggedevent")
     purge_queues()
 
 
@@ -836,8 +1156,22 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: "
-        "registration,c2v,throughput,reads,onboarding,live,observability",
+        help="comma-separated sections to skip: registration,c2v,throughput,"
+        "baselines (the tuned Celery consumers inside throughput),ingest,reads,"
+        "onboarding,live,observability",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleaved rounds of the per-event ingest (medians reported)",
+    )
+    parser.add_argument(
+        "--results",
+        default="",
+        help="name of the results files (default: latest, or quick with "
+        "--quick); give another when skipping sections, so a partial run "
+        "does not replace the full one",
     )
     parser.add_argument(
         "--render-only",
@@ -846,7 +1180,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render_only:
-        name = "quick" if args.quick else "latest"
+        name = args.results or ("quick" if args.quick else "latest")
         report = pickle.loads((LOGS / f"{name}.pickle").read_bytes())
         report.write(RESULTS, name)
         log(f"Re-rendered {RESULTS / (name + '.md')}")
@@ -859,6 +1193,8 @@ def main() -> None:
         "c2v_seconds": 3 if q else 8,
         "relay_events": 10_000 if q else 50_000,
         "naive_events": 1_000 if q else 2_000,
+        "tuned_events": 5_000 if q else 20_000,
+        "ingest_events": 10_000 if q else 100_000,
         "feed_events": 100_000 if q else 1_000_000,
         "employees": 10_000,
         "read_samples": 30 if q else 200,
@@ -897,10 +1233,18 @@ def main() -> None:
                 )
         if "throughput" not in skip:
             items = bench_relay(report, sizes["relay_events"])
-            bench_consumers(report, rss, items, sizes["naive_events"])
+            bench_consumers(
+                report,
+                rss,
+                items,
+                sizes["naive_events"],
+                0 if "baselines" in skip else sizes["tuned_events"],
+            )
             profile_consumer(report, 30 if q else 100)
             if report.relay["rate"] < 10_000:
                 profile_relay(report, 5_000 if q else 20_000)
+        if "ingest" not in skip:
+            bench_ingest(report, sizes["ingest_events"], args.rounds)
         if "reads" not in skip:
             bench_reads(
                 report, sizes["feed_events"], sizes["employees"], sizes["read_samples"]
@@ -924,7 +1268,7 @@ def main() -> None:
         report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}
     report.seconds = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "quick" if q else "latest"
+    name = args.results or ("quick" if q else "latest")
     # Kept so the tables can be re-rendered without re-running:
     # `python -m bench.run --render-only`.
     (LOGS / f"{name}.pickle").write_bytes(pickle.dumps(report))

@@ -1,0 +1,53 @@
+"""The benchmark's verdicts on the fair baselines and the per-event ingest:
+medians of interleaved runs, per-process normalisation, target checks."""
+
+import math
+
+from bench.report import (
+    baseline_targets,
+    ingest_targets,
+    per_cpu_second,
+    per_process,
+    rate_summary,
+)
+
+
+def test_rate_summary_takes_the_median_run_and_the_range():
+    runs = [{"rate": 300.0}, {"rate": 100.0}, {"rate": 200.0}]
+    assert rate_summary(runs) == {"rate": 200.0, "min": 100.0, "max": 300.0, "runs": 3}
+
+
+def test_rate_summary_of_an_even_count_takes_the_lower_middle():
+    assert rate_summary([{"rate": 1.0}, {"rate": 4.0}])["rate"] == 1.0
+
+
+def test_a_prefork_worker_is_credited_per_pool_process():
+    assert per_process({"rate": 2000.0, "processes": 2}) == 1000.0
+    assert per_process({"rate": 2000.0}) == 2000.0
+
+
+def test_events_per_cpu_second_is_nan_when_not_measured():
+    assert per_cpu_second({"events": 100, "cpu_seconds": 0.5}) == 200.0
+    assert math.isnan(per_cpu_second({"events": 100}))
+
+
+def test_baseline_targets_compare_per_pool_process():
+    consumer = {
+        "ours": {"rate": 12_000.0},
+        # 2,000/s on two pool processes: 1,000 per process, so ours is 12 x.
+        "tuned": {"rate": 2_000.0, "processes": 2},
+        "batched": {"rate": 4_000.0},
+    }
+    (tuned, batched) = baseline_targets(consumer)
+    assert tuned[1:] == ("12.0 x", True)
+    assert batched[1:] == ("3.0 x", False)
+
+
+def test_baseline_targets_skip_a_baseline_that_did_not_run():
+    assert baseline_targets({"ours": {"rate": 1.0}}) == []
+
+
+def test_ingest_targets():
+    (rate, ratio) = ingest_targets(ours=10_000.0, bare=20_000.0)
+    assert rate[2] is True
+    assert ratio[1:] == ("50%", False)
