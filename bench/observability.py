@@ -24,7 +24,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -38,8 +37,8 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.base"
 os.environ.setdefault("LOG_LEVEL", "ERROR")
 os.environ.setdefault("WORKER_METRICS_PORT", "0")
 
-from bench import data  # noqa: E402
-from bench.procs import BIN, PY, Proc  # noqa: E402
+from bench import data, procs  # noqa: E402
+from bench.procs import BIN, Proc  # noqa: E402
 
 LOGS = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
 
@@ -50,32 +49,6 @@ def log(message: str) -> None:
 
 def env(**overrides: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), **overrides}
-
-
-def recreate_database() -> None:
-    import subprocess
-
-    import psycopg
-
-    url = urlsplit(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    if not name.startswith("portal_bench"):
-        raise SystemExit(f"refusing to recreate {name!r}: not a bench database")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run(
-        [PY, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env(),
-        check=True,
-    )
 
 
 def db():
@@ -395,7 +368,7 @@ def bench_observability(*, quick: bool = False, recreate: bool = True) -> dict:
     }
     log("Observability: journey cost and replay rate")
     if recreate:
-        recreate_database()
+        procs.recreate_database(env())
     import django
 
     django.setup()

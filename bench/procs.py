@@ -87,3 +87,36 @@ class RssSampler:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def recreate_database(env: dict[str, str]) -> None:
+    """Drop, create and migrate ``DATABASE_URL``'s database: only one named
+    ``portal_bench…``, or the one ``BENCH_DATABASE_DISPOSABLE`` names (a
+    database of one's own), never another."""
+    import os
+    import subprocess
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    if not name.startswith("portal_bench") and name != os.environ.get(
+        "BENCH_DATABASE_DISPOSABLE"
+    ):
+        raise SystemExit(
+            f"refusing to recreate {name!r}: not a bench database (set "
+            "BENCH_DATABASE_DISPOSABLE to its name if it may be dropped)"
+        )
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )

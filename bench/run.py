@@ -31,7 +31,7 @@ os.environ["PYTHONPATH"] = str(ROOT) + (
     os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
 )
 
-from bench import data  # noqa: E402
+from bench import data, procs  # noqa: E402
 from bench.procs import BIN, PY, Proc, RssSampler, free_port, wait_port  # noqa: E402
 from bench.report import Report  # noqa: E402
 from bench.spy import Spy  # noqa: E402
@@ -69,36 +69,6 @@ def env(**overrides: str) -> dict[str, str]:
 
 
 # --- database and broker -----------------------------------------------------
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    url = urlsplit(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    # Another name only with explicit consent (a database of one's own).
-    if not name.startswith("portal_bench") and name != os.environ.get(
-        "BENCH_DATABASE_DISPOSABLE"
-    ):
-        raise SystemExit(
-            f"refusing to recreate {name!r}: not a bench database (set "
-            "BENCH_DATABASE_DISPOSABLE to its name if it may be dropped)"
-        )
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run(
-        [PY, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env(),
-        check=True,
-    )
 
 
 def ensure_vhost() -> None:
@@ -1205,7 +1175,7 @@ def main() -> None:
         f"{os.environ['CELERY_BROKER_URL']}{' (quick)' if q else ''}"
     )
     ensure_vhost()
-    recreate_database()
+    procs.recreate_database(env())
     import django
 
     django.setup()
@@ -1268,6 +1238,7 @@ def main() -> None:
         report.rss = {"per_process": rss.peak_process, "total": rss.peak_total}
     report.seconds = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
     name = args.results or ("quick" if q else "latest")
     # Kept so the tables can be re-rendered without re-running:
     # `python -m bench.run --render-only`.
