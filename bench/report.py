@@ -543,14 +543,17 @@ class Report:
             said = ", ".join(f"{name} {share:.0%}" for name, share in parts)
             out += [
                 f"- **Relay at {self.relay['rate']:,.0f} events/s.** Each pass "
-                "of `publish_pending` is three steps in turn: `SELECT … FOR "
-                "UPDATE SKIP LOCKED` decoding every stored envelope, one "
-                "confirmed `send_task` per task message, then the `UPDATE` "
-                "marking the rows sent"
+                "of `route_pending` is three steps in turn: `SELECT … FOR "
+                "UPDATE SKIP LOCKED` of the pending log rows (their envelopes "
+                "decoded), the confirmed publishes (a task message per "
+                "subscriber per batch, and one `portal.broadcast` message per "
+                "event, confirms pipelined), then the `UPDATE` recording what "
+                "each destination confirmed"
                 + (f" (share of the relay's time: {said})" if said else "")
-                + ". *Proposal:* splice the stored JSON (`envelope::text`) into "
-                "the message body instead of decoding and re-encoding it, and "
-                "wait for the confirms of a pass once (pipelined confirms).",
+                + ". *Where to look:* the broadcast's one message per event is "
+                "most of the publishing; batching its frames per pass, and "
+                "splicing the stored JSON instead of decoding it, are the "
+                "candidates.",
             ]
         slow = {k: v for k, v in self.read_plans.items() if "first page" in k}
         if slow:
@@ -980,16 +983,16 @@ class Report:
 
 
 def _relay_shares(text: str) -> list[tuple[str, float]]:
-    """Shares of publish_pending's time per step, from pyinstrument's text."""
+    """Shares of route_pending's time per step, from pyinstrument's text."""
     import re
 
-    total = re.search(r"([\d.]+) publish_pending", text or "")
+    total = re.search(r"([\d.]+) route_pending", text or "")
     if not total:
         return []
     steps = {
         "SELECT": r"\|- ([\d.]+) QuerySet.__iter__",
-        "send_task + confirm": r"\|- ([\d.]+) _send_batch",
-        "UPDATE": r"\|- ([\d.]+) QuerySet.update",
+        "publish + confirm": r"\|- ([\d.]+) _deliver",
+        "UPDATE": r"\|- ([\d.]+) _record",
     }
     shares = []
     for name, pattern in steps.items():
