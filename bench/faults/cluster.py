@@ -35,16 +35,11 @@ machine's own RabbitMQ. Django must be set up before importing this module.
 
 import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -57,11 +52,12 @@ from portal.messaging.amqp_publish import (
     publish_confirmed,
     publisher_reset,
 )
-from portal.testing.processes import ROOT, RelayProcess, Worker
+from portal.testing.processes import RelayProcess, Worker
 from portal.testing.subscriber_app.models import ReceivedEvent
 from portal.testing.urls import database_url, via_port
 from registrar.services import department_create, employee_register
 
+from .cluster_nodes import Cluster
 from .counting import SUBSCRIBERS, Outcome, count, expected_from_log, wait_drained
 from .scenarios import (
     EVENT_TYPE,
@@ -75,10 +71,6 @@ from .scenarios import (
     wait_until,
 )
 
-SCRIPT = ROOT / "scripts" / "rabbitmq-cluster"
-RABBITMQ_SERVER = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin")) / (
-    "rabbitmq-server"
-)
 QUEUE_PREFIX = "cluster"
 # The stream: at most this many events a second (registrations are
 # transactions of their own, on a shared 2-core machine), starting this many
@@ -89,122 +81,6 @@ TAIL_SECONDS = 10.0
 # The relays pack this many events per task message: many messages, so a
 # fault catches some in flight.
 EVENTS_PER_MESSAGE = 20
-
-
-def rabbitmq_installed() -> bool:
-    return RABBITMQ_SERVER.exists()
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_base_port(size: int = 3, start: int = 5691) -> int:
-    """A base port such that the ``size`` AMQP ports from it, and their
-    distribution ports (25000 + each), are free."""
-    for base in range(start, start + 400, 10):
-        ports = [base + i for i in range(size)]
-        if all(_port_free(p) and _port_free(25000 + p) for p in ports):
-            return base
-    raise RuntimeError("no free ports for a private cluster")
-
-
-@dataclass
-class Cluster:
-    """A private cluster run by ``scripts/rabbitmq-cluster``, in its own
-    directory, with its own node names (``<prefix>1`` …) and ports."""
-
-    directory: Path
-    prefix: str = "q"
-    base_port: int = 5681
-    size: int = 3
-    log: list[str] = field(default_factory=list)
-
-    @property
-    def nodes(self) -> list[str]:
-        return [f"{self.prefix}{n}" for n in range(1, self.size + 1)]
-
-    def url(self, node: str) -> str:
-        port = self.base_port + int(node[len(self.prefix) :]) - 1
-        return f"amqp://guest:guest@127.0.0.1:{port}//"
-
-    def urls(self, first: str | None = None) -> str:
-        """The URL list (``;``-separated), starting at node ``first``."""
-        nodes = self.nodes
-        if first is not None:
-            at = nodes.index(first)
-            nodes = nodes[at:] + nodes[:at]
-        return ";".join(self.url(node) for node in nodes)
-
-    def run(self, *args: str, check: bool = True, timeout: float = 240) -> str:
-        env = {
-            **os.environ,
-            "RABBITMQ_CLUSTER_DIR": str(self.directory),
-            "RABBITMQ_CLUSTER_PREFIX": self.prefix,
-            "RABBITMQ_CLUSTER_BASE_PORT": str(self.base_port),
-            "RABBITMQ_CLUSTER_NODES": str(self.size),
-        }
-        result = subprocess.run(
-            [sys.executable, str(SCRIPT), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        self.log.append(f"{' '.join(args)}: {result.returncode}")
-        if check and result.returncode:
-            raise RuntimeError(
-                f"rabbitmq-cluster {' '.join(args)} failed:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result.stdout
-
-    def start(self) -> None:
-        self.run("start")
-
-    def destroy(self) -> None:
-        self.run("destroy", check=False)
-
-    def kill(self, node: str) -> None:
-        self.run("kill", node)
-
-    def stop(self, node: str) -> None:
-        self.run("stop", node)
-
-    def restart(self, node: str) -> None:
-        self.run("restart", node)
-
-    def pause(self, node: str) -> None:
-        self.run("pause", node)
-
-    def resume(self, node: str) -> None:
-        self.run("resume", node)
-
-    def running(self) -> list[str]:
-        out = self.run("status", check=False)
-        return [
-            line.split("@")[0]
-            for line in out.splitlines()
-            if line.endswith("  running") and "@" in line
-        ]
-
-    def leader(self, queue: str) -> str | None:
-        out = self.run("leader", queue, check=False).strip()
-        return out.partition("@")[0] or None
-
-    def wait_all_running(self, timeout: float = 120) -> None:
-        wait_until(
-            lambda: len(self.running()) == self.size,
-            timeout=timeout,
-            what="every node of the cluster running",
-            interval=1.0,
-        )
 
 
 def lab_settings(cluster: Cluster) -> dict[str, Any]:

@@ -5,13 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.faults.cluster import (
-    Cluster,
-    ClusterLab,
-    free_base_port,
-    lab_settings,
-    rabbitmq_installed,
-)
+from bench.faults.cluster import ClusterLab, lab_settings
+from bench.faults.cluster_nodes import Cluster, free_base_port, rabbitmq_installed
 from bench.faults.scenarios import (
     Lab,
     lab_queue_settings,
@@ -66,6 +61,7 @@ def cluster_lab(cluster, tmp_path, settings) -> Iterator[ClusterLab]:
     for name, value in lab_settings(cluster).items():
         setattr(settings, name, value)
     publisher_reset()
+    cluster.heal()
     cluster.wait_all_running()
     prepare_broker()
     yield ClusterLab(log_dir=tmp_path, cluster=cluster)
