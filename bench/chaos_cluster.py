@@ -182,7 +182,11 @@ def main() -> int:
             for note in outcome.notes:
                 print(f"   - {note}", flush=True)
         if not args.no_delayed_delivery:
-            for label, stock in (("Celery's step", True), ("the portal's", False)):
+            steps = (
+                ("Celery's own (every URL in turn, each retried)", True),
+                ("the portal's (the node it connected to first)", False),
+            )
+            for label, stock in steps:
                 call_command("flush", interactive=False, verbosity=0)
                 cluster.heal()
                 cluster.wait_all_running()

@@ -63,8 +63,9 @@ def test_a_database_outage_longer_than_the_retries_dead_letters_nothing(
 
 
 def test_a_worker_consumes_again_soon_after_its_node_dies(cluster_lab):
-    """The portal's delayed-delivery start-up step stops at the first node
-    that answers (Celery's tries the dead one too, for ~7 s and more)."""
+    """The portal's delayed-delivery start-up step uses the node the worker
+    just connected to (Celery's tries every URL, the dead one three times:
+    18 s in ``bench/results/chaos-cluster.md``)."""
     pause = scenarios.delayed_delivery_pause(cluster_lab, stock=False)
     print(f"delayed-delivery pause: {pause:.1f} s")
-    assert pause < 5.0, pause
+    assert pause < 8.0, pause
