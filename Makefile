@@ -13,7 +13,7 @@ export ONBOARDING_DIRECTORY_PORT
 LOCAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 LOCAL_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install lock run test lint format flower relay worker migrate clean chaos bench test-onboarding-outage
+.PHONY: install lock run test lint format flower relay worker migrate clean chaos chaos-cluster bench test-onboarding-outage
 
 # The exact versions (and their hashes) of requirements/dev.lock, then the
 # project itself without resolving anything again.
@@ -86,6 +86,14 @@ test-onboarding-outage: install
 CHAOS_SCALE ?= 5
 chaos: install
 	$(PY) bench/chaos.py --scale $(CHAOS_SCALE)
+
+## The cluster fault scenarios at scale: a private three-node RabbitMQ cluster
+## it starts and destroys (never the machine's node), two relays, two workers,
+## CHAOS_CLUSTER_SCALE events per scenario, a 2-minute database outage, and the
+## delayed-delivery start-up pause -> bench/results/chaos-cluster.md
+CHAOS_CLUSTER_SCALE ?= 20000
+chaos-cluster: install
+	$(PY) bench/chaos_cluster.py --events $(CHAOS_CLUSTER_SCALE)
 
 ## The side-by-side benchmark on PostgreSQL + RabbitMQ (its own database
 ## portal_bench and vhost bench) -> bench/results/latest.md + PNG plots.

@@ -107,3 +107,17 @@ def test_a_message_that_breaks_the_handler_is_quarantined_whole(step, monkeypatc
     assert (record.reason, record.kind) == ("invalid message", "message")
     assert "a bug" in record.error
     assert record.raw_body == poison.body
+
+
+def test_delayed_delivery_is_set_up_first_on_the_node_the_worker_is_connected_to():
+    """After its node died, a worker sets up native delayed delivery on the
+    node it moved to, not on the dead first node of its list."""
+    from kombu import Connection
+
+    from portal.messaging.task_consumer import connected_first
+
+    urls = [f"amqp://guest:guest@127.0.0.1:{port}//" for port in (5681, 5682, 5683)]
+    connection = Connection(";".join(urls))
+    connection.switch(urls[1])
+    assert connected_first(urls, connection) == [urls[1], urls[0], urls[2]]
+    assert connected_first(urls, None) == urls
