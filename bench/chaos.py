@@ -104,6 +104,9 @@ def main() -> int:
     os.environ["CELERY_BROKER_URL"] = chaos_broker_url()
     os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="chaos-var-"))
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # Registrations would also start onboarding (mail, directory accounts):
+    # not what is counted here, and slow (as in the test settings).
+    os.environ["ONBOARDING_ENABLED"] = "0"
     from portal.testing.environment import SUBSCRIBER_APP
 
     extra = [a for a in os.environ.get("PORTAL_EXTRA_APPS", "").split(",") if a]
