@@ -5,15 +5,16 @@
 or the next ``tick``; ``handle`` stores the outcome of all of them in one
 transaction, and only then are they acked. While the database is
 unavailable it keeps what it holds unacked and tries again after growing
-pauses (a timer, not recursion); the broker's prefetch limit stops delivery
-meanwhile, so nothing piles up in memory. Held messages are handed back
-after ``WORKER_HOLD_MAX_SECONDS`` (and consuming stops until the database
-answers), so none is held past RabbitMQ's ``consumer_timeout``. A batch
-that fails for any other reason is retried one message at a time, and the
-message that fails alone is
-stored whole as a dead letter ("invalid message"), so one bad message never
-stalls a queue. Messages not yet acked when the worker stops or the
-connection drops go back to their queue.
+pauses (a timer, not recursion); the broker's prefetch limit
+(``CONSUMER_PREFETCH_BATCHES`` batches: the next batch arrives while one is
+stored) stops delivery meanwhile, so nothing piles up in memory. Held
+messages are handed back after ``WORKER_HOLD_MAX_SECONDS`` (and consuming
+stops until the database answers), so none is held past RabbitMQ's
+``consumer_timeout``. A batch that fails for any other reason is retried one
+message at a time, and the message that fails alone is stored whole as a
+dead letter ("invalid message"), so one bad message never stalls a queue.
+Messages not yet acked when the worker stops or the connection drops go
+back to their queue.
 """
 
 import logging
@@ -66,7 +67,8 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
                 channel,
                 queues=self.queues(),
                 on_message=self.on_message,
-                prefetch_count=self.batch_size(),
+                prefetch_count=self.batch_size()
+                * max(1, settings.CONSUMER_PREFETCH_BATCHES),
                 no_ack=False,
             )
         ]

@@ -356,6 +356,9 @@ WORKER_DB_CHECK_AFTER_IDLE = env.float(
 INGEST_QUEUE = env.str("INGEST_QUEUE", default="events.ingest")
 INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=100)
 INGEST_DELIVERY_LIMIT = env.int("INGEST_DELIVERY_LIMIT", default=10)
+# How many batches a batching consumer (ingest, dead-letter intake) may hold
+# unacked: with 2, RabbitMQ sends the next batch while one is being stored.
+CONSUMER_PREFETCH_BATCHES = env.int("CONSUMER_PREFETCH_BATCHES", default=2)
 # Every logged event is also published to the `portal.broadcast` exchange
 # (RabbitMQ only), for services outside the portal.
 EVENTS_BROADCAST = env.bool("EVENTS_BROADCAST", default=True)
