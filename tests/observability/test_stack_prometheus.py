@@ -38,6 +38,7 @@ from kombu import Connection, Exchange, Producer
 from rest_framework.authtoken.models import Token
 
 from portal.messaging.apis import service_token_create
+from portal.messaging.models import DeadLetter
 from portal.roles import HR_GROUP
 from registrar.services import employee_register
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
@@ -313,7 +314,19 @@ def test_the_alerts_see_a_running_stack_and_a_stopped_relay(stack):
     try:
         wait_for(all_exported, timeout=60, interval=1)
     except AssertionError:
-        raise AssertionError(f"never exported: {sorted(used - exported())}") from None
+        # What the worker did with the traffic, to tell a metric that is not
+        # exported from an event that never arrived.
+        worker_log = stack.tmp / "worker-0.log"
+        lines = worker_log.read_text().splitlines() if worker_log.exists() else []
+        said = [
+            line[:300]
+            for line in lines
+            if "Ingested" in line or "ERROR" in line or "Traceback" in line
+        ]
+        raise AssertionError(
+            f"never exported: {sorted(used - exported())}; dead letters stored: "
+            f"{DeadLetter.objects.count()}; the worker said: {said[-10:]}"
+        ) from None
     ours = {name for name in exported() if name.startswith("portal_")}
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"`(portal_[a-z_]+)(?:\{[^`]*\})?`", readme))
