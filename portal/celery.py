@@ -24,6 +24,10 @@ if _is_worker_command():
     multiproc_prepare("worker")
     os.environ["PORTAL_PROCESS_KIND"] = "worker"
 
+from portal.messaging.amqp_reads import amqp_reads_install  # noqa: E402
+
+amqp_reads_install()
+
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

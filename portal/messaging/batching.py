@@ -13,8 +13,9 @@ stops until the database answers), so none is held past RabbitMQ's
 ``consumer_timeout``. A batch that fails for any other reason is retried one
 message at a time, and the message that fails alone is stored whole as a
 dead letter ("invalid message"), so one bad message never stalls a queue.
-Messages not yet acked when the worker stops or the connection drops go
-back to their queue.
+A stored batch is acked with one ``basic.ack`` (``multiple``). Messages
+not yet acked when the worker stops or the connection drops go back to
+their queue.
 """
 
 import logging
@@ -50,6 +51,7 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
         self.holding_since: float | None = None
         self.released = False
         self._tref = None
+        self.limit = 0  # batch_size(), from start()
 
     def batch_size(self) -> int:
         raise NotImplementedError
@@ -74,6 +76,8 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
         ]
 
     def start(self, c):
+        # Read once per connection, not per message (a settings lookup).
+        self.limit = self.batch_size()
         # Anything held from a previous connection is back in its queue.
         self.pending = []
         self.holding_since = None
@@ -96,7 +100,7 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
 
     def on_message(self, message) -> None:
         self.pending.append(message)
-        if len(self.pending) >= self.batch_size():
+        if len(self.pending) >= self.limit:
             self.flush()
 
     def flush(self) -> None:
@@ -120,7 +124,7 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
             return
         self.failures = 0
         self.holding_since = None
-        _ack(batch)
+        _ack_all(batch)
 
     def _pause(self, batch: list[Any], exc: BaseException) -> None:
         """Keep every message unacked and try again after a growing pause;
@@ -210,6 +214,23 @@ class BatchingConsumerStep(bootsteps.ConsumerStep):
         logger.error(
             "%s: stored an unprocessable message: %s", type(self).__name__, exc
         )
+
+
+def _ack_all(messages: list[Any]) -> None:
+    """Ack a whole batch: one ``basic.ack`` with ``multiple`` for its last
+    delivery tag on each channel. A batch always holds every unacked message
+    of its channel (``flush`` takes all that is pending; what a failure
+    kept goes back in front of it), so that acks exactly the batch."""
+    last: dict[int, Any] = {}
+    for message in messages:
+        key = id(message.channel)
+        if key not in last or message.delivery_tag > last[key].delivery_tag:
+            last[key] = message
+    try:
+        for message in last.values():
+            message.ack(multiple=True)
+    except Exception:  # noqa: BLE001 - the channel is gone; they are redelivered
+        logger.warning("Could not ack stored messages; they will come again")
 
 
 def _ack(messages: list[Any]) -> None:

@@ -169,13 +169,15 @@ def event_log_accept_many(
 
 
 def _insert_new(envelopes: list[dict[str, Any]], origin: str) -> list[int]:
+    owed: dict[str, list[str]] = {}  # destinations per type, found once
     rows = [
         {
             "event_id": envelope["id"],
             "source": envelope["source"],
             "type": envelope["type"],
             "envelope": envelope,
-            "undelivered": destinations_for(envelope["type"]),
+            "undelivered": owed.get(envelope["type"])
+            or owed.setdefault(envelope["type"], destinations_for(envelope["type"])),
         }
         for envelope in envelopes
     ]

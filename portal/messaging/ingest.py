@@ -67,23 +67,22 @@ class IngestConsumerStep(BatchingConsumerStep):
 
     def handle(self, messages: list[Any]) -> None:
         dead: list[DeadLetter] = []
-        accepted: list[tuple[Event, dict[str, Any]]] = []
+        accepted: list[tuple[Event, Any]] = []
         for message in messages:
-            origin = _origin(message)
-            outcome = ingest_decode(message, origin)
+            outcome = ingest_decode(message)
             if isinstance(outcome, DeadLetter):
                 dead.append(outcome)
             else:
-                accepted.append((outcome, origin))
+                accepted.append((outcome, message))
 
-        def refuse(item: tuple[Event, dict[str, Any]], exc: Exception) -> None:
-            event, origin = item
+        def refuse(item: tuple[Event, Any], exc: Exception) -> None:
+            event, message = item
             dead.append(
                 dead_letter_for_event(
                     event.as_json(),
                     reason=REASON_DATABASE_REFUSED,
                     error=f"{type(exc).__name__}: {exc}"[:8000],
-                    **origin,
+                    **_origin(message),
                 )
             )
 
@@ -117,22 +116,31 @@ class IngestConsumerStep(BatchingConsumerStep):
         )
 
 
-def _origin(message) -> dict[str, Any]:
+def _where(message) -> dict[str, Any]:
+    """Where a message came from, for its dead letter."""
     info = message.delivery_info or {}
     return {
         "exchange": EVENTS_EXCHANGE,
         "routing_key": info.get("routing_key", "") or "",
         "queue": settings.INGEST_QUEUE,
-        "content_type": message.content_type or "",
-        "headers": message_headers(message),
-        "properties": message_properties(message),
         "attempts": delivery_count(message) + 1,
     }
 
 
-def ingest_decode(message, origin: dict[str, Any]) -> Event | DeadLetter:
+def _origin(message) -> dict[str, Any]:
+    """``_where``, with the message's content type, headers and properties."""
+    return {
+        **_where(message),
+        "content_type": message.content_type or "",
+        "headers": message_headers(message),
+        "properties": message_properties(message),
+    }
+
+
+def ingest_decode(message) -> Event | DeadLetter:
     """The event a message from another service carries, or the dead letter
-    that says why it can never be one."""
+    that says why it can never be one (what it says of the message is
+    worked out only then)."""
     body = raw_body(message)
     limit = settings.MESSAGE_MAX_BYTES
     reason = error = ""
@@ -152,14 +160,14 @@ def ingest_decode(message, origin: dict[str, Any]) -> Event | DeadLetter:
         except RecursionError:
             reason, error = REASON_NOT_JSON, "JSON nested too deeply to read"
     if reason:
+        where = _where(message)
         record = dead_letter_for_message(
-            message, reason=reason, error=error, queue=origin["queue"]
+            message, reason=reason, error=error, queue=where["queue"]
         )
-        record.exchange = origin["exchange"]
-        record.routing_key = origin["routing_key"]
-        record.attempts = origin["attempts"]
+        record.exchange = where["exchange"]
+        record.routing_key = where["routing_key"]
+        record.attempts = where["attempts"]
         return record
-    where = {k: origin[k] for k in ("exchange", "routing_key", "queue", "attempts")}
     source = decoded.get("source") if isinstance(decoded, dict) else None
     if isinstance(source, str) and source_is_reserved(source):
         return dead_letter_for_event(
@@ -167,9 +175,9 @@ def ingest_decode(message, origin: dict[str, Any]) -> Event | DeadLetter:
             reason=REASON_RESERVED_SOURCE,
             error=f"source {source!r}: sources under {settings.PORTAL_EVENT_SOURCE} "
             "are the portal's own and are not accepted from other services",
-            **where,
+            **_where(message),
         )
     try:
         return validate_event(decoded)
     except ContractError as error_:
-        return dead_letter_for_contract_error(decoded, error_, **where)
+        return dead_letter_for_contract_error(decoded, error_, **_where(message))

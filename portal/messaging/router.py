@@ -16,6 +16,7 @@ others are not sent again. Each event is JSON-encoded once, whatever the
 number of destinations.
 """
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -27,8 +28,9 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, TextField
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from portal.observability.process import process_label
@@ -48,7 +50,6 @@ from .models import LoggedEvent
 from .subscriptions import BROADCAST, subscription_named, subscriptions
 from .task_messages import (
     broadcast_message,
-    encode_event,
     task_message,
     task_message_groups,
 )
@@ -68,10 +69,12 @@ class RouteResult:
 @dataclass
 class _Row:
     pk: int
-    envelope: dict[str, Any]
-    undelivered: list[str]
+    type: str
+    event_id: str
+    source: str
+    body: bytes  # the stored envelope's JSON text, sent as it is
+    undelivered: tuple[str, ...]
     logged_at: float = 0.0
-    body: bytes = b""
 
 
 @dataclass
@@ -109,10 +112,33 @@ def route_pending(
             rows = rows.filter(pk__in=list(ids))
         if older_than is not None:
             rows = rows.filter(created_at__lte=timezone.now() - older_than)
+        # The envelope as the database's JSON text: spliced into the
+        # messages, never decoded and encoded again. Rows mostly owe the
+        # same destinations: each distinct list is decoded once.
+        owed = _Decoded()
         taken = [
-            _Row(pk, envelope, list(undelivered or []), created.timestamp())
-            for pk, envelope, undelivered, created in rows.order_by("id").values_list(
-                "id", "envelope", "undelivered", "created_at"
+            _Row(
+                pk,
+                kind,
+                event_id,
+                source,
+                body.encode(),
+                owed[undelivered],
+                at.timestamp(),
+            )
+            for pk, kind, event_id, source, body, undelivered, at in rows.order_by("id")
+            .annotate(
+                envelope_text=Cast("envelope", TextField()),
+                undelivered_text=Cast("undelivered", TextField()),
+            )
+            .values_list(
+                "id",
+                "type",
+                "event_id",
+                "source",
+                "envelope_text",
+                "undelivered_text",
+                "created_at",
             )[:limit]
         ]
         if not taken:
@@ -122,6 +148,16 @@ def route_pending(
     metrics.PASS_SECONDS.observe(time.perf_counter() - started)
     metrics.PASSES.labels("failed" if result.failed else "ok").inc()
     return result
+
+
+class _Decoded(dict[str | None, tuple[str, ...]]):
+    """JSON lists of destination names, decoded once each (as tuples: the
+    rows share them)."""
+
+    def __missing__(self, text: str | None) -> tuple[str, ...]:
+        value = tuple(json.loads(text) or ()) if text else ()
+        self[text] = value
+        return value
 
 
 def _deliver(rows: list[_Row]) -> _Delivery:
@@ -180,9 +216,6 @@ def _count_failures(plan: list[tuple[str, OutgoingMessage, list[int]]]) -> None:
 
 def _plan(rows: list[_Row]) -> list[tuple[str, OutgoingMessage, list[int]]]:
     """(destination, message, row ids it carries) for everything owed."""
-    for row in rows:
-        if row.undelivered:
-            row.body = encode_event(row.envelope)
     plan: list[tuple[str, OutgoingMessage, list[int]]] = []
     for subscription in subscriptions():
         owed = [(row, row.body) for row in rows if subscription.name in row.undelivered]
@@ -201,7 +234,11 @@ def _plan(rows: list[_Row]) -> list[tuple[str, OutgoingMessage, list[int]]]:
     for row in rows:
         if BROADCAST in row.undelivered:
             plan.append(
-                (BROADCAST, broadcast_message(row.envelope, row.body), [row.pk])
+                (
+                    BROADCAST,
+                    broadcast_message(row.type, row.event_id, row.source, row.body),
+                    [row.pk],
+                )
             )
     return plan
 

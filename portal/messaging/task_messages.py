@@ -75,16 +75,19 @@ def task_message(
     )
 
 
-def broadcast_message(envelope: Mapping[str, Any], body: bytes) -> OutgoingMessage:
-    """One CloudEvent for ``portal.broadcast``: routing key = type, the
-    event's id and source as ``message_id`` and ``app_id``, persistent.
-    Not mandatory: an exchange nobody has bound a queue to drops it."""
+def broadcast_message(
+    event_type: str, event_id: str, source: str, body: bytes
+) -> OutgoingMessage:
+    """One CloudEvent (``body``, its JSON) for ``portal.broadcast``: routing
+    key = type, the event's id and source as ``message_id`` and ``app_id``,
+    persistent. Not mandatory: an exchange nobody has bound a queue to drops
+    it."""
     return OutgoingMessage(
         exchange=BROADCAST_EXCHANGE,
-        routing_key=envelope["type"],
+        routing_key=event_type,
         body=body,
         content_type=CONTENT_TYPE,
-        properties={"message_id": envelope["id"], "app_id": envelope["source"]},
+        properties={"message_id": event_id, "app_id": source},
         mandatory=False,
     )
 

@@ -46,8 +46,7 @@ def after_commit(ids: list[int]) -> None:
 
         route_pending(ids=ids)
         return
-    for pk in ids:
-        _background.submit(pk)
+    _background.submit(ids)
 
 
 class BackgroundPublisher:
@@ -55,8 +54,9 @@ class BackgroundPublisher:
     in notify mode wakes the relay to route them (one NOTIFY per window).
 
     ``submit`` never blocks: if the queue is full or the broker recently
-    failed, the row is left to the relay, which routes every row still
-    pending after ``OUTBOX_RELAY_GRACE_SECONDS``.
+    failed, the rows are left to the relay, which routes every row still
+    pending after ``OUTBOX_RELAY_GRACE_SECONDS``. The queue holds one item
+    per commit (its row ids).
     """
 
     max_queued = 10_000
@@ -64,18 +64,20 @@ class BackgroundPublisher:
     flush_at_exit_seconds = 5.0
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[int] = queue.Queue(maxsize=self.max_queued)
+        self._queue: queue.Queue[list[int]] = queue.Queue(maxsize=self.max_queued)
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._paused_until = 0.0
 
-    def submit(self, message_id: int) -> None:
+    def submit(self, ids: list[int]) -> None:
+        """Route (or wake the relay for) the rows of one commit."""
         self._ensure_thread()
         try:
-            self._queue.put_nowait(message_id)
+            self._queue.put_nowait(ids)
         except queue.Full:
             logger.warning(
-                "Publisher queue full; log row %s left to the relay", message_id
+                "Publisher queue full; log row(s) %s left to the relay",
+                ", ".join(map(str, ids[:10])) + (" …" if len(ids) > 10 else ""),
             )
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -108,30 +110,31 @@ class BackgroundPublisher:
                 # relay's grace period.
                 atexit.register(self.flush, timeout=self.flush_at_exit_seconds)
 
-    def _take_batch(self, first: int) -> list[int]:
-        """The next ids to route: what arrives within the coalescing window.
+    def _take_batch(self, first: list[int]) -> list[list[int]]:
+        """The next commits to route: what arrives within the coalescing
+        window.
 
-        The window (``OUTBOX_PUBLISH_COALESCE_MS``) starts with the first id,
-        so a lone commit waits at most that long, and concurrent commits
-        share one select, one confirmed publish and one update.
+        The window (``OUTBOX_PUBLISH_COALESCE_MS``) starts with the first
+        commit, so a lone commit waits at most that long, and concurrent
+        commits share one select, one confirmed publish and one update.
         """
-        ids = [first]
+        commits = [first]
+        count = len(first)
         limit = settings.OUTBOX_RELAY_BATCH_SIZE
         deadline = time.monotonic() + settings.OUTBOX_PUBLISH_COALESCE_MS / 1000
-        while len(ids) < limit:
+        while count < limit:
             try:
-                ids.append(self._queue.get_nowait())
-                continue
+                commits.append(self._queue.get_nowait())
             except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                ids.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return ids
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    commits.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            count += len(commits[-1])
+        return commits
 
     def _run(self) -> None:
         while True:
@@ -142,41 +145,42 @@ class BackgroundPublisher:
             else:
                 self._route_once(first)
 
-    def _route_once(self, first: int) -> None:
+    def _route_once(self, first: list[int]) -> None:
         from .router import route_pending
 
-        ids = self._take_batch(first)
+        commits = self._take_batch(first)
         try:
             if time.monotonic() < self._paused_until:
                 return  # the broker just failed; the relay will retry
-            result = route_pending(ids=ids)
+            result = route_pending(ids=[pk for ids in commits for pk in ids])
             if result.failed:
                 self._paused_until = time.monotonic() + self.pause_after_failure
         except Exception:
             logger.exception("Background routing failed; rows left to the relay")
         finally:
-            self._done(ids)
+            self._done(len(commits))
 
-    def _notify_once(self, first: int) -> None:
+    def _notify_once(self, first: list[int]) -> None:
         """Wake the relay at once, then at most once per coalescing window: a
         lone commit waits for nothing, a burst costs one NOTIFY per window."""
-        ids = [first]
+        commits = 1
         while True:
             try:
-                ids.append(self._queue.get_nowait())
+                self._queue.get_nowait()
             except queue.Empty:
                 break
+            commits += 1
         try:
             notify_relay()
         except Exception:
             logger.exception("Waking the relay failed; its poll will find the rows")
         finally:
-            self._done(ids)
+            self._done(commits)
         time.sleep(settings.OUTBOX_PUBLISH_COALESCE_MS / 1000)
 
-    def _done(self, ids: list[int]) -> None:
+    def _done(self, commits: int) -> None:
         close_old_connections()
-        for _ in ids:
+        for _ in range(commits):
             self._queue.task_done()
 
 

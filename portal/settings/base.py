@@ -354,7 +354,7 @@ WORKER_DB_CHECK_AFTER_IDLE = env.float(
 # AMQP ingestion from other services: exchange `portal.events` → this queue
 # → the event log.
 INGEST_QUEUE = env.str("INGEST_QUEUE", default="events.ingest")
-INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=100)
+INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=500)
 INGEST_DELIVERY_LIMIT = env.int("INGEST_DELIVERY_LIMIT", default=10)
 # How many batches a batching consumer (ingest, dead-letter intake) may hold
 # unacked: with 2, RabbitMQ sends the next batch while one is being stored.

@@ -1,6 +1,7 @@
 """The worker's batching consumers: ack after commit, pause on a database
 outage, and isolate a message that cannot be stored instead of looping."""
 
+import itertools
 import json
 from types import SimpleNamespace
 
@@ -14,8 +15,25 @@ from tests.helpers import make_envelope
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+class FakeChannel:
+    """Records acks as RabbitMQ reads them: ``multiple`` acks every
+    delivery up to its tag."""
+
+    def __init__(self):
+        self.acks: list[tuple[int, bool]] = []
+        self.tags = itertools.count(1)
+
+    def acked(self, tag: int) -> bool:
+        return any(t == tag or (multiple and t > tag) for t, multiple in self.acks)
+
+
+CHANNEL = FakeChannel()
+
+
 class FakeMessage:
     def __init__(self, body: bytes, content_type="application/cloudevents+json"):
+        self.channel = CHANNEL
+        self.delivery_tag = next(CHANNEL.tags)
         self.body = body
         self.content_type = content_type
         self.content_encoding = "utf-8"
@@ -25,10 +43,13 @@ class FakeMessage:
             "exchange": "portal.events",
             "routing_key": "employee.registered",
         }
-        self.acked = False
 
-    def ack(self):
-        self.acked = True
+    def ack(self, multiple=False):
+        self.channel.acks.append((self.delivery_tag, multiple))
+
+    @property
+    def acked(self) -> bool:
+        return self.channel.acked(self.delivery_tag)
 
 
 def event_message(**overrides) -> FakeMessage:
@@ -43,8 +64,11 @@ def step():
 def test_a_batch_is_logged_and_acked_only_after_it_is_stored(step):
     messages = [event_message() for _ in range(3)] + [FakeMessage(b"{nope")]
     step.pending = list(messages)
+    acks_before = len(CHANNEL.acks)
     step.flush()
     assert all(m.acked for m in messages)
+    # One basic.ack for the whole batch: its last tag, with multiple.
+    assert CHANNEL.acks[acks_before:] == [(messages[-1].delivery_tag, True)]
     assert LoggedEvent.objects.filter(origin="amqp").count() == 3
     assert DeadLetter.objects.get().reason == "not JSON"
 
@@ -92,10 +116,10 @@ def test_a_message_that_breaks_the_handler_is_quarantined_whole(step, monkeypatc
     real = ingest.ingest_decode
     poison = event_message()
 
-    def breaks_on_one(message, origin):
+    def breaks_on_one(message):
         if message is poison:
             raise RuntimeError("a bug")
-        return real(message, origin)
+        return real(message)
 
     monkeypatch.setattr(ingest, "ingest_decode", breaks_on_one)
     good = [event_message() for _ in range(2)]

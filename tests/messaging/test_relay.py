@@ -169,7 +169,7 @@ def test_commits_within_the_coalescing_window_share_one_publish(broker, settings
             )
     publisher = BackgroundPublisher()
     for row in rows:
-        publisher.submit(row.pk)
+        publisher.submit([row.pk])
         time.sleep(0.2)  # apart, yet within the window
     assert publisher.flush(timeout=30)
 
