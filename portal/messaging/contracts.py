@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, cast
 
+import orjson
 from django.conf import settings
 from django.utils import timezone
 from pydantic import (
@@ -232,6 +233,8 @@ def _has_dot_segment(source: str) -> bool:
     """
     from urllib.parse import unquote
 
+    if "." not in source and "%2" not in source:
+        return False  # no dot, plain or %-encoded (%2E)
     for text in {source, unquote(source)}:
         path = text.split("?", 1)[0].split("#", 1)[0]
         if any(part in {".", ".."} for part in re.split(r"[/\\]", path)):
@@ -337,6 +340,19 @@ def _find_unstorable(value: Any, path: list[Any]) -> tuple[list[Any], str] | Non
     return None
 
 
+def _plainly_storable(raw: Any) -> bool:
+    """The usual case, told in one serialization instead of a walk: orjson
+    refuses unpaired surrogates (and anything unusual) and writes U+0000 as
+    ``\\u0000``, and a document with fewer brackets than ``MAX_DEPTH`` cannot
+    nest deeper. False means "walk it" (``_find_unstorable`` says what and
+    where), not "unstorable"."""
+    try:
+        blob = orjson.dumps(raw)
+    except (orjson.JSONEncodeError, TypeError):
+        return False
+    return b"\\u0000" not in blob and blob.count(b"{") + blob.count(b"[") < MAX_DEPTH
+
+
 def unstorable_error(raw: Any) -> ContractError | None:
     """Why ``raw`` cannot be stored, else None: U+0000 or an unpaired
     surrogate in a string, or nesting deeper than ``MAX_DEPTH``.
@@ -345,6 +361,8 @@ def unstorable_error(raw: Any) -> ContractError | None:
     nesting exhausts recursion somewhere on the way: such an event is refused
     up front rather than failing a whole batch's transaction later.
     """
+    if _plainly_storable(raw):
+        return None
     found = _find_unstorable(raw, [])
     if found is None:
         return None
