@@ -218,7 +218,9 @@ def gunicorn(port: int, name: str, threads: int = 12, **overrides: str) -> Proc:
     return proc
 
 
-def load(url: str, n: int, rate: float, label: str, warmup: int) -> dict:
+def load(
+    url: str, n: int, rate: float, label: str, warmup: int, threads: int = 48
+) -> dict:
     out = LOGS / f"load-{label}.json"
     subprocess.run(
         [
@@ -232,6 +234,8 @@ def load(url: str, n: int, rate: float, label: str, warmup: int) -> dict:
             str(rate),
             "--warmup",
             str(warmup),
+            "--threads",
+            str(threads),
             "--out",
             str(out),
         ],
@@ -955,6 +959,280 @@ def bench_ingest(report: Report, n: int, rounds: int = 1) -> None:
     purge_queues()
 
 
+# --- 4b. scaling out ---------------------------------------------------------------
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has used (every core, every process)."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return times.user + times.system + getattr(times, "nice", 0.0)
+
+
+def _scaled(
+    procs: list[Proc], count_sql: str, expect: int, timeout: float = 300
+) -> dict:
+    """Rows/s as ``count_sql`` counts them, from the first to ``expect``,
+    with the CPU ``procs`` and the whole machine used meanwhile."""
+    with db_conn() as conn:
+        conn.autocommit = True
+        first_at, first_count, cpu, machine = None, 0, 0.0, 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            count = conn.execute(count_sql).fetchone()[0]
+            now = time.perf_counter()
+            if first_at is None and count > 0:
+                first_at, first_count = now, count
+                cpu = cpu_seconds(*(p.pid for p in procs))
+                machine = machine_cpu()
+            if count >= expect:
+                seconds = max(now - first_at, 1e-9)
+                return {
+                    "events": count - first_count,
+                    "seconds": seconds,
+                    "rate": (count - first_count) / seconds,
+                    "cpu_seconds": cpu_seconds(*(p.pid for p in procs)) - cpu,
+                    "machine_busy": (machine_cpu() - machine)
+                    / (seconds * (os.cpu_count() or 1)),
+                }
+            for proc in procs:
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.name} died; see {proc.log_path}")
+            time.sleep(0.02)
+    raise RuntimeError(f"only {count}/{expect} after {timeout}s")
+
+
+def relays_drain(items: list[dict], processes: int) -> dict:
+    """``processes`` relays (``manage.py relay_outbox``) routing one pre-filled
+    log together (``SKIP LOCKED`` shares the rows out)."""
+    truncate("feed_feedevent", "messaging_loggedevent")
+    purge_queues()
+    with db_conn() as conn:
+        data.copy_log(conn, items)
+    relays = [
+        Proc(
+            f"relay-scale-{processes}-{i}",
+            [PY, "manage.py", "relay_outbox"],
+            env(OUTBOX_RELAY_GRACE_SECONDS="0"),
+            LOGS,
+        )
+        for i in range(processes)
+    ]
+    try:
+        return _scaled(
+            relays,
+            "SELECT count(*) FROM messaging_loggedevent WHERE status = 'sent'",
+            len(items),
+        )
+    finally:
+        for relay in relays:
+            relay.stop()
+        purge_queues()
+
+
+def workers_drain(items: list[dict], processes: int) -> dict:
+    """``processes`` workers (each ``--concurrency=1``) draining one
+    pre-filled feed queue together."""
+    from django.db import close_old_connections
+
+    from portal.messaging.relay import Relay
+
+    truncate("feed_feedevent", "messaging_loggedevent")
+    purge_queues()
+    with db_conn() as conn:
+        data.copy_log(conn, items)
+    close_old_connections()
+    Relay(grace=0).drain()  # the queue now holds every event, packed
+    workers = [
+        celery_worker("portal", "feed", f"worker-scale-{processes}-{i}")
+        for i in range(processes)
+    ]
+    try:
+        return _scaled(workers, "SELECT count(*) FROM feed_feedevent", len(items))
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def bench_scaling(report: Report, events: int, rounds: int) -> None:
+    """Relays and workers, one process and two, on the same log and queue,
+    interleaved ``rounds`` times (medians reported)."""
+    log(f"4b. Scaling out ({events:,} events; 1 and 2 processes)")
+    items = list(data.envelopes(events, seed=16))
+    for round_ in range(rounds):
+        for kind, drain in (("relay", relays_drain), ("worker", workers_drain)):
+            for processes in (1, 2):
+                result = drain(items, processes)
+                report.scaling.setdefault(kind, {}).setdefault(processes, []).append(
+                    result
+                )
+                log(
+                    f"  round {round_ + 1}, {processes} {kind}(s): "
+                    f"{result['rate']:,.0f}/s, machine {result['machine_busy']:.0%}"
+                    " busy"
+                )
+    truncate("feed_feedevent", "messaging_loggedevent")
+    purge_queues()
+
+
+# --- 1b. capacity ------------------------------------------------------------------
+
+CAPACITY_STEPS = (25, 50, 100, 150, 200, 300, 400, 500, 650, 800, 1000)
+CAPACITY_P99 = 0.100  # a step fails above this request p99 ...
+CAPACITY_VISIBLE_P99 = 1.0  # ... or, for ours, above this commit-to-visible p99
+# The machine's own services, by process name, for "where it saturates".
+SERVICE_PROCESSES = {"postgresql": ("postgres",), "rabbitmq": ("beam.smp",)}
+
+
+def service_cpu() -> dict[str, float]:
+    """CPU seconds used so far by PostgreSQL's and RabbitMQ's processes."""
+    import psutil
+
+    used = dict.fromkeys(SERVICE_PROCESSES, 0.0)
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        for kind, names in SERVICE_PROCESSES.items():
+            if proc.info["name"] in names and proc.info["cpu_times"]:
+                used[kind] += (
+                    proc.info["cpu_times"].user + proc.info["cpu_times"].system
+                )
+    return used
+
+
+def kinds_cpu(kinds: dict[str, Proc]) -> dict[str, float]:
+    used = {kind: cpu_seconds(proc.pid) for kind, proc in kinds.items()}
+    return used | service_cpu()
+
+
+def visible_p99(after_id: int, expect: int, timeout: float = 30.0) -> float:
+    """p99 seconds from the log's commit to the feed row, of the events
+    logged after ``after_id`` (inf if not all ``expect`` are on the feed
+    within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    with db_conn() as conn:
+        conn.autocommit = True
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                """
+                SELECT count(f.id), percentile_cont(0.99) WITHIN GROUP (ORDER BY
+                       extract(epoch FROM f.received_at - l.created_at))
+                FROM messaging_loggedevent l
+                LEFT JOIN feed_feedevent f
+                  ON f.source = l.source AND f.event_id = l.event_id
+                WHERE l.id > %s
+                """,
+                [after_id],
+            ).fetchone()
+            if row[0] >= expect:
+                return float(row[1])
+            time.sleep(0.2)
+    return float("inf")
+
+
+def capacity_design(
+    label: str, url: str, kinds: dict[str, Proc], visible: bool, seconds: float
+) -> list[dict]:
+    """Offered registrations/s stepped up until a step fails: request p99
+    over ``CAPACITY_P99``, an error, or (``visible``) events not on the feed
+    within ``CAPACITY_VISIBLE_P99`` at p99."""
+    steps = []
+    for rate in CAPACITY_STEPS:
+        with db_conn() as conn:
+            last_id = conn.execute(
+                "SELECT coalesce(max(id), 0) FROM messaging_loggedevent"
+            ).fetchone()[0]
+        before, started = kinds_cpu(kinds), time.perf_counter()
+        n = int(rate * seconds)
+        warmup = max(10, rate // 5)
+        result = load(
+            url, n, rate, f"capacity-{label}-{rate}", warmup=warmup, threads=256
+        )
+        wall = time.perf_counter() - started
+        after = kinds_cpu(kinds)
+        step = {
+            "offered": rate,
+            "achieved": result["achieved_rate"],
+            "p50": pct(result["latencies"], 50),
+            "p99": pct(result["latencies"], 99),
+            "errors": result["errors"],
+            # Cores each kind of process kept busy over the step.
+            "cores": {k: (after[k] - before[k]) / wall for k in after},
+        }
+        if visible:
+            step["visible_p99"] = visible_p99(last_id, n + warmup)
+        step["ok"] = (
+            step["p99"] <= CAPACITY_P99
+            and not step["errors"]
+            and step.get("visible_p99", 0.0) <= CAPACITY_VISIBLE_P99
+        )
+        steps.append(step)
+        log(
+            f"  {label} at {rate}/s: p99 {step['p99'] * 1000:.0f} ms, "
+            f"{step['errors']} errors"
+            + (f", visible p99 {step['visible_p99'] * 1000:.0f} ms" if visible else "")
+            + ("" if step["ok"] else " -> saturated")
+        )
+        if not step["ok"]:
+            break
+    return steps
+
+
+def pct(values: list[float], q: float) -> float:
+    from bench.report import pct as percentile
+
+    return percentile(values, q) if values else float("inf")
+
+
+def bench_capacity(report: Report, seconds: float) -> None:
+    """The highest registration rate each design sustains: ours (web, relay
+    and worker on this machine) and the synchronous POST to a feed service
+    that stores the event itself, answering at once and after 200 ms."""
+    log("1b. Capacity (registrations/s, stepped)")
+    truncate("feed_feedevent", "messaging_loggedevent")
+    purge_queues()
+    feed_port, web_port = free_port(), free_port()
+    # 2 x 24 threads: with the web's 2 x 12 and the relay's and worker's own,
+    # within PostgreSQL's 100 connections.
+    feed = gunicorn(feed_port, "feed-service", threads=24)
+    web = gunicorn(
+        web_port,
+        "web-capacity",
+        BENCH_STUB_FEED_URL=f"http://127.0.0.1:{feed_port}/bench/feed",
+    )
+    relay = Proc("relay-capacity", [PY, "manage.py", "relay_outbox"], env(), LOGS)
+    worker = celery_worker("portal", "feed", "worker-capacity")
+    base = f"http://127.0.0.1:{web_port}/bench/register"
+    designs = [
+        (
+            "ours",
+            f"{base}/event/",
+            {"web": web, "relay": relay, "worker": worker},
+            True,
+        ),
+        ("sync-0ms", f"{base}/sync/?delay=0", {"web": web, "feed": feed}, False),
+        ("sync-200ms", f"{base}/sync/?delay=200", {"web": web, "feed": feed}, False),
+    ]
+    try:
+        wait_consumer(settings_queue("feed"))
+        for label, url, kinds, visible in designs:
+            report.capacity[label] = capacity_design(
+                label, url, kinds, visible, seconds
+            )
+    finally:
+        for proc in (web, feed, relay, worker):
+            proc.stop()
+    truncate("feed_feedevent", "messaging_loggedevent")
+    purge_queues()
+
+
+def settings_queue(name: str) -> str:
+    from portal.messaging.subscriptions import subscription_named
+
+    subscription = subscription_named(name)
+    assert subscription is not None
+    return subscription.queue
+
+
 # --- 5. feed reads -------------------------------------------------------------------
 
 NEXT_LINK = re.compile(r'href="([^"]*[?&](?:cursor|before|after)=[^"]*)"')
@@ -1126,15 +1404,16 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated sections to skip: registration,c2v,throughput,"
-        "baselines (the tuned Celery consumers inside throughput),ingest,reads,"
-        "onboarding,live,observability",
+        help="comma-separated sections to skip: registration,capacity,c2v,throughput,"
+        "baselines (the tuned Celery consumers inside throughput),ingest,"
+        "scaling,reads,onboarding,live,observability",
     )
     parser.add_argument(
         "--rounds",
         type=int,
         default=1,
-        help="interleaved rounds of the per-event ingest (medians reported)",
+        help="interleaved rounds of the per-event ingest and of the scaling "
+        "runs (medians reported)",
     )
     parser.add_argument(
         "--results",
@@ -1161,6 +1440,7 @@ def main() -> None:
         "requests": 300 if q else 2000,
         "rate": 100,
         "c2v_seconds": 3 if q else 8,
+        "capacity_seconds": 3 if q else 6,
         "relay_events": 10_000 if q else 50_000,
         "naive_events": 1_000 if q else 2_000,
         "tuned_events": 5_000 if q else 20_000,
@@ -1193,6 +1473,8 @@ def main() -> None:
     try:
         if "registration" not in skip:
             bench_registration(report, rss, sizes["requests"], sizes["rate"])
+        if "capacity" not in skip:
+            bench_capacity(report, sizes["capacity_seconds"])
         if "c2v" not in skip:
             bench_commit_to_visible(report, rss, sizes["c2v_seconds"], [50, 200, 500])
             from django.conf import settings
@@ -1215,6 +1497,8 @@ def main() -> None:
                 profile_relay(report, 5_000 if q else 20_000)
         if "ingest" not in skip:
             bench_ingest(report, sizes["ingest_events"], args.rounds)
+        if "scaling" not in skip:
+            bench_scaling(report, sizes["relay_events"], args.rounds)
         if "reads" not in skip:
             bench_reads(
                 report, sizes["feed_events"], sizes["employees"], sizes["read_samples"]

@@ -2,10 +2,16 @@
 
 - ``event``: our design, ``registrar.services.employee_register`` as it is
   (event logged in the same transaction, routed after commit).
-- ``floor``: the same service call writing no event at all.
+- ``floor``: the same service call writing no event at all (and so no
+  onboarding status, which tracks the event's replies).
 - ``sync``: the old design: the registration logs no event but POSTs
   the event to the feed over HTTP before answering (``?delay=`` ms asks the
-  stub feed to take that long).
+  feed to take that long).
+
+``feed_service`` is that feed, for the capacity runs: it stores the event
+with the feed's own service (``feed_events_apply``, what our worker does
+per event) and answers after ``?delay=`` ms more. The latency runs post to
+``bench.stubfeed`` instead, which stores nothing.
 """
 
 import http.client
@@ -13,7 +19,9 @@ import itertools
 import json
 import os
 import threading
+import time
 import uuid
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -33,11 +41,33 @@ def _event_log_emit(**kwargs):
     # Per-thread switch so the floor can run the unchanged service without its
     # event while other threads of the same process keep theirs.
     if getattr(_state, "no_event", False):
-        return None
+        return SimpleNamespace(event_id=None)
     return _real_event_log_emit(**kwargs)
 
 
+class _OnboardingObjects:
+    """``Onboarding.objects`` as the service sees it: without an event there
+    is no onboarding to track (the old design had none), so no status row."""
+
+    def create(self, **kwargs):
+        if getattr(_state, "no_event", False):
+            return None
+        return _real_onboarding.objects.create(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(_real_onboarding.objects, name)
+
+
+class _OnboardingModel:
+    objects = _OnboardingObjects()
+
+    def __getattr__(self, name):
+        return getattr(_real_onboarding, name)
+
+
+_real_onboarding = services.Onboarding
 services.event_log_emit = _event_log_emit
+services.Onboarding = _OnboardingModel()  # type: ignore[assignment]
 
 _department: Department | None = None
 
@@ -80,7 +110,7 @@ def _post_to_feed(employee, delay_ms: int) -> None:
     try:
         conn.request(
             "POST",
-            f"/api/events/?delay={delay_ms}",
+            f"{url.path.rstrip('/')}/api/events/?delay={delay_ms}",
             body=json.dumps(event.as_json()),
             headers={"Content-Type": CONTENT_TYPE},
         )
@@ -104,3 +134,16 @@ def register(request, mode: str):
     else:
         return HttpResponseBadRequest("unknown mode")
     return JsonResponse({"id": employee.pk}, status=201)
+
+
+@csrf_exempt
+def feed_service(request):
+    """A synchronous feed: store the POSTed event, then answer after
+    ``?delay=`` ms."""
+    from feed.services import feed_events_apply
+
+    feed_events_apply(envelopes=[json.loads(request.body)])
+    delay = int(request.GET.get("delay", "0"))
+    if delay:
+        time.sleep(delay / 1000)
+    return JsonResponse({}, status=202)

@@ -51,3 +51,30 @@ def test_ingest_targets():
     (rate, ratio) = ingest_targets(ours=10_000.0, bare=20_000.0)
     assert rate[2] is True
     assert ratio[1:] == ("50%", False)
+
+
+def test_the_scaling_table_and_finding_use_the_median_round(tmp_path):
+    from bench.report import Report
+
+    def run(rate, busy):
+        return {
+            "events": 1000,
+            "seconds": 1000 / rate,
+            "rate": rate,
+            "cpu_seconds": 1.0,
+            "machine_busy": busy,
+        }
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.scaling = {
+        "relay": {
+            1: [run(4000, 0.6), run(5000, 0.6), run(4500, 0.6)],
+            2: [run(6000, 0.9), run(7000, 0.95), run(9000, 0.97)],
+        },
+    }
+    table = "\n".join(report._scaling())
+    assert "| 1 relays" in table
+    assert "| 4,500 | 4,000–5,000 | 1.00 |" in table
+    assert "| 7,000 | 6,000–9,000 | 1.56 | 95% |" in table
+    [finding] = report._scaling_findings()
+    assert "a second relay gives 1.56× one's rate with the machine 95% busy" in finding
