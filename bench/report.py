@@ -429,14 +429,14 @@ class Report:
             "## 1b. Capacity: the highest registration rate sustained",
             "",
             "Registrations over HTTP (gunicorn, 2 processes × 12 threads, the "
-            "registrar's real service) at a steady offered rate, stepped up "
-            "until a step fails: request p99 above 100 ms, any error, or — for "
-            "ours — events not on the feed within 1 s at p99 (commit to feed "
-            "row). The feed service of the synchronous design is a second "
-            "gunicorn (2 × 24 threads) storing each event with the feed's own "
-            "service. *Cores* are the CPU each kind of process kept busy over "
-            "the failing step (or the last one), PostgreSQL and RabbitMQ "
-            "included.",
+            "registrar's real service) at a steady offered rate, stepped up until a"
+            " step fails: request p99 above 100 ms (above 300 ms for the 200 ms "
+            "feed, whose requests cannot take less than its delay), any error, or —"
+            " for ours — events not on the feed within 1 s at p99 (commit to feed "
+            "row). The feed service of the synchronous design is a second gunicorn "
+            "(2 × 24 threads) storing each event with the feed's own service. "
+            "*Cores* are the CPU each kind of process kept busy over the failing "
+            "step (or the last one), PostgreSQL and RabbitMQ included.",
             "",
             "| design | capacity (registrations/s) | first failing step | "
             "why | cores at that step |",
@@ -450,8 +450,11 @@ class Report:
                 reasons = []
                 if failed["errors"]:
                     reasons.append(f"{failed['errors']} errors")
-                if failed["p99"] > 0.1:
-                    reasons.append(f"p99 {failed['p99'] * 1000:,.0f} ms")
+                if failed["p99"] > failed.get("limit", 0.1):
+                    reasons.append(
+                        f"p99 {failed['p99'] * 1000:,.0f} ms > "
+                        f"{failed.get('limit', 0.1) * 1000:,.0f} ms"
+                    )
                 if failed.get("visible_p99", 0) > 1.0:
                     reasons.append(
                         f"visible p99 {failed['visible_p99'] * 1000:,.0f} ms"
