@@ -436,7 +436,8 @@ class Report:
             "row). The feed service of the synchronous design is a second gunicorn "
             "(2 × 24 threads) storing each event with the feed's own service. "
             "*Cores* are the CPU each kind of process kept busy over the failing "
-            "step (or the last one), PostgreSQL and RabbitMQ included.",
+            "step (or the last one): ours by kind, PostgreSQL, RabbitMQ, and "
+            "*other* for the rest of the machine (the load generator among it).",
             "",
             "| design | capacity (registrations/s) | first failing step | "
             "why | cores at that step |",

@@ -1078,7 +1078,7 @@ def bench_scaling(report: Report, events: int, rounds: int) -> None:
 
 # --- 1b. capacity ------------------------------------------------------------------
 
-CAPACITY_STEPS = (25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 650, 800)
+CAPACITY_STEPS = (20, 30, 40, 50, 60, 75, 90, 110, 130, 160, 200, 250, 300, 400, 500)
 # A step fails above this request p99, on top of any delay the design's feed
 # adds by construction (a 200 ms feed's requests cannot take less) ...
 CAPACITY_P99 = 0.100
@@ -1087,23 +1087,41 @@ CAPACITY_VISIBLE_P99 = 1.0  # ... or, for ours, above this commit-to-visible p99
 SERVICE_PROCESSES = {"postgresql": ("postgres",), "rabbitmq": ("beam.smp",)}
 
 
-def service_cpu() -> dict[str, float]:
-    """CPU seconds used so far by PostgreSQL's and RabbitMQ's processes."""
+def service_cpu() -> dict[int, tuple[str, float]]:
+    """PostgreSQL's and RabbitMQ's processes: pid -> (kind, CPU seconds)."""
     import psutil
 
-    used = dict.fromkeys(SERVICE_PROCESSES, 0.0)
+    used: dict[int, tuple[str, float]] = {}
     for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
         for kind, names in SERVICE_PROCESSES.items():
-            if proc.info["name"] in names and proc.info["cpu_times"]:
-                used[kind] += (
-                    proc.info["cpu_times"].user + proc.info["cpu_times"].system
-                )
+            if proc.info["name"] in names and times:
+                used[proc.pid] = (kind, times.user + times.system)
     return used
 
 
-def kinds_cpu(kinds: dict[str, Proc]) -> dict[str, float]:
-    used = {kind: cpu_seconds(proc.pid) for kind, proc in kinds.items()}
-    return used | service_cpu()
+def kinds_cpu(kinds: dict[str, Proc]) -> dict:
+    return {
+        "ours": {kind: cpu_seconds(proc.pid) for kind, proc in kinds.items()},
+        "services": service_cpu(),
+        "machine": machine_cpu(),
+    }
+
+
+def cores_used(before: dict, after: dict, wall: float) -> dict[str, float]:
+    """Cores each kind kept busy between two ``kinds_cpu`` samples: ours by
+    kind, PostgreSQL and RabbitMQ (processes alive at the end; a backend
+    that exited meanwhile counts under "other"), and "other" for the rest
+    of the machine (the load generator among it)."""
+    cores = {k: (after["ours"][k] - before["ours"][k]) / wall for k in after["ours"]}
+    for kind in SERVICE_PROCESSES:
+        cores[kind] = 0.0
+    for pid, (kind, seconds) in after["services"].items():
+        start = before["services"].get(pid, (kind, 0.0))[1]
+        cores[kind] += max(0.0, seconds - start) / wall
+    machine = (after["machine"] - before["machine"]) / wall
+    cores["other"] = max(0.0, machine - sum(cores.values()))
+    return cores
 
 
 def visible_p99(after_id: int, expect: int, timeout: float = 30.0) -> float:
@@ -1164,7 +1182,7 @@ def capacity_design(
             "errors": result["errors"],
             "limit": delay + CAPACITY_P99,
             # Cores each kind of process kept busy over the step.
-            "cores": {k: (after[k] - before[k]) / wall for k in after},
+            "cores": cores_used(before, after, wall),
         }
         if visible:
             step["visible_p99"] = visible_p99(last_id, n + warmup)
