@@ -1209,10 +1209,11 @@ def pct(values: list[float], q: float) -> float:
     return percentile(values, q) if values else float("inf")
 
 
-def bench_capacity(report: Report, seconds: float) -> None:
+def bench_capacity(report: Report, seconds: float, rounds: int = 1) -> None:
     """The highest registration rate each design sustains: ours (web, relay
     and worker on this machine) and the synchronous POST to a feed service
-    that stores the event itself, answering at once and after 200 ms."""
+    that stores the event itself, answering at once and after 200 ms; the
+    designs take turns ``rounds`` times (medians reported)."""
     log("1b. Capacity (registrations/s, stepped)")
     truncate("feed_feedevent", "messaging_loggedevent")
     purge_queues()
@@ -1237,10 +1238,12 @@ def bench_capacity(report: Report, seconds: float) -> None:
     ]
     try:
         wait_consumer(settings_queue("feed"))
-        for label, url, kinds, visible, delay in designs:
-            report.capacity[label] = capacity_design(
-                label, url, kinds, visible, seconds, delay
-            )
+        for round_ in range(rounds):
+            log(f"  round {round_ + 1}/{rounds}")
+            for label, url, kinds, visible, delay in designs:
+                report.capacity.setdefault(label, []).append(
+                    capacity_design(label, url, kinds, visible, seconds, delay)
+                )
     finally:
         for proc in (web, feed, relay, worker):
             proc.stop()
@@ -1435,8 +1438,8 @@ def main() -> None:
         "--rounds",
         type=int,
         default=1,
-        help="interleaved rounds of the per-event ingest and of the scaling "
-        "runs (medians reported)",
+        help="interleaved rounds of the capacity steps, the per-event ingest "
+        "and the scaling runs (medians reported)",
     )
     parser.add_argument(
         "--results",
@@ -1497,7 +1500,7 @@ def main() -> None:
         if "registration" not in skip:
             bench_registration(report, rss, sizes["requests"], sizes["rate"])
         if "capacity" not in skip:
-            bench_capacity(report, sizes["capacity_seconds"])
+            bench_capacity(report, sizes["capacity_seconds"], args.rounds)
         if "c2v" not in skip:
             bench_commit_to_visible(report, rss, sizes["c2v_seconds"], [50, 200, 500])
             from django.conf import settings

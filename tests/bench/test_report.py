@@ -78,3 +78,37 @@ def test_the_scaling_table_and_finding_use_the_median_round(tmp_path):
     assert "| 7,000 | 6,000–9,000 | 1.56 | 95% |" in table
     [finding] = report._scaling_findings()
     assert "a second relay gives 1.56× one's rate with the machine 95% busy" in finding
+
+
+def _step(offered, ok, p99=0.05):
+    return {
+        "offered": offered,
+        "achieved": offered,
+        "p50": 0.01,
+        "p99": p99,
+        "errors": 0,
+        "limit": 0.1,
+        "ok": ok,
+        "cores": {"web": 0.5},
+    }
+
+
+def test_capacity_is_the_median_round_and_its_target_compares_medians():
+    from bench.report import Report
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.capacity = {
+        "ours": [
+            [_step(20, True), _step(30, True), _step(40, False, 0.2)],
+            [_step(20, True), _step(30, False, 0.3)],
+            [_step(20, True), _step(30, True), _step(40, True), _step(50, False)],
+        ],
+        "sync-0ms": [[_step(20, True), _step(30, False)]] * 3,
+    }
+    sustained, failed, steps, every = report.capacity_of("ours")
+    assert (sustained, every) == (30, [20, 30, 40])
+    assert failed["offered"] == 40
+    assert [s["offered"] for s in steps] == [20, 30, 40]
+    table = "\n".join(report._capacity())
+    assert "| 30 (20–40) | 40 | p99 200 ms > 100 ms |" in table
+    assert report.targets[-1][1:] == ("30 vs 20/s", True)
