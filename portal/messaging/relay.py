@@ -90,8 +90,10 @@ class Relay:
         )
         listener = _Listener(self.stopping) if notify_mode() else None
         notified = True  # a first full pass: whatever was notified while down
+        gap = settings.OUTBOX_RELAY_PASS_GAP_MS / 1000
         try:
             while not self.stopping.is_set():
+                pass_started = time.monotonic()
                 try:
                     result = self.run_once(notified=notified)
                 except Exception:
@@ -117,6 +119,9 @@ class Relay:
                     continue  # more is waiting: go again at once
                 if listener is not None:
                     notified = listener.wait(self.interval)
+                    if notified:
+                        # Let the commits of the rest of the gap join this pass.
+                        self.stopping.wait(gap - (time.monotonic() - pass_started))
                 else:
                     self.stopping.wait(self.interval)
         finally:

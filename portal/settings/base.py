@@ -316,6 +316,11 @@ OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
 # milliseconds into one publish (a lone commit waits at most this long).
 # Mode "notify": it NOTIFYs at once, then at most once per this many ms.
 OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0)
+# A relay woken by a NOTIFY less than this many ms after its last pass began
+# waits out the rest first: under a steady stream of commits, passes (and
+# task messages) carry several events instead of one each; a lone commit
+# after a quiet spell is routed at once.
+OUTBOX_RELAY_PASS_GAP_MS = env.float("OUTBOX_RELAY_PASS_GAP_MS", default=50.0)
 
 # Quorum queues are created on this many nodes (fewer when the cluster has
 # fewer: 1 on a single node).

@@ -122,3 +122,29 @@ def test_the_relay_listens_again_after_losing_its_connection(start_relay, broker
     expected += emit_renames(2)
     wait_for(lambda: _pending() == 0, timeout=10, what="the next rows sent")
     assert sorted(drain_event_ids(broker)) == sorted(expected)
+
+
+def test_under_a_stream_of_commits_passes_are_spaced_by_the_gap(
+    start_relay, broker, settings
+):
+    settings.OUTBOX_RELAY_PASS_GAP_MS = 1000
+    start_relay(interval=30)
+    time.sleep(1.2)  # the relay's first pass is more than a gap ago
+    first = emit_renames(1)
+    wait_for(lambda: _pending() == 0, timeout=10, what="the lone commit routed")
+    rest = []
+    for _ in range(4):
+        rest += emit_renames(1)
+        time.sleep(0.05)
+    wait_for(lambda: _pending() == 0, timeout=10, what="the stream routed")
+    sent = dict(
+        LoggedEvent.objects.values_list("event_id", "published_at").filter(
+            event_id__in=first + rest
+        )
+    )
+    # The lone commit had a pass of its own, at once; the four that came
+    # within the next second shared one (the last three at least, whatever
+    # the timing of the first).
+    assert len(set(sent.values())) == 2
+    assert len({sent[event_id] for event_id in rest[1:]}) == 1
+    assert sorted(drain_event_ids(broker)) == sorted(first + rest)
