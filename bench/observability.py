@@ -368,6 +368,7 @@ def bench_observability(*, quick: bool = False, recreate: bool = True) -> dict:
     }
     log("Observability: journey cost and replay rate")
     if recreate:
+        procs.ensure_vhost()
         procs.recreate_database(env())
     import django
 

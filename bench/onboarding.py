@@ -401,6 +401,9 @@ def main() -> None:
     )
     os.environ.setdefault("PORTAL_VAR_DIR", "/tmp/var-bench")
     logs = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
+    from bench.procs import ensure_vhost
+
+    ensure_vhost()
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=ROOT,

@@ -89,6 +89,31 @@ class RssSampler:
         self._stop.set()
 
 
+def ensure_vhost() -> None:
+    """Create the bench vhost if the broker answers that it does not exist
+    (needs rabbitmqctl); never because the broker is down or slow."""
+    import os
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from portal.testing.broker import vhost_missing
+
+    if not vhost_missing(os.environ["CELERY_BROKER_URL"]):
+        return
+    url = urlsplit(os.environ["CELERY_BROKER_URL"])
+    vhost = url.path.lstrip("/") or "/"
+    user = url.username or "guest"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    print(f"Creating RabbitMQ vhost {vhost!r} with {ctl}", flush=True)
+    subprocess.run([ctl, "add_vhost", vhost], check=False, capture_output=True)
+    subprocess.run(
+        [ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+
+
 def recreate_database(env: dict[str, str]) -> None:
     """Drop, create and migrate ``DATABASE_URL``'s database: only one named
     ``portal_bench…``, or the one ``BENCH_DATABASE_DISPOSABLE`` names (a

@@ -71,28 +71,6 @@ def env(**overrides: str) -> dict[str, str]:
 # --- database and broker -----------------------------------------------------
 
 
-def ensure_vhost() -> None:
-    """Create the bench vhost if the broker answers that it does not exist
-    (needs rabbitmqctl); never because the broker is down or slow."""
-    import shutil
-
-    from portal.testing.broker import vhost_missing
-
-    if not vhost_missing(os.environ["CELERY_BROKER_URL"]):
-        return
-    url = urlsplit(os.environ["CELERY_BROKER_URL"])
-    vhost = url.path.lstrip("/") or "/"
-    user = url.username or "guest"
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    log(f"Creating RabbitMQ vhost {vhost!r} with {ctl}")
-    subprocess.run([ctl, "add_vhost", vhost], check=False, capture_output=True)
-    subprocess.run(
-        [ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-
-
 def db_conn():
     import psycopg
 
@@ -1480,7 +1458,7 @@ def main() -> None:
         f"Benchmark on {os.environ['DATABASE_URL']} and "
         f"{os.environ['CELERY_BROKER_URL']}{' (quick)' if q else ''}"
     )
-    ensure_vhost()
+    procs.ensure_vhost()
     procs.recreate_database(env())
     import django
 
