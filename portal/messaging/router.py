@@ -16,6 +16,7 @@ others are not sent again. Each event is JSON-encoded once, whatever the
 number of destinations.
 """
 
+import functools
 import json
 import logging
 import time
@@ -105,13 +106,6 @@ def route_pending(
     limit = limit or settings.OUTBOX_RELAY_BATCH_SIZE
     started = time.perf_counter()
     with transaction.atomic():
-        rows = LoggedEvent.objects.select_for_update(skip_locked=True).filter(
-            status=LoggedEvent.Status.PENDING
-        )
-        if ids is not None:
-            rows = rows.filter(pk__in=list(ids))
-        if older_than is not None:
-            rows = rows.filter(created_at__lte=timezone.now() - older_than)
         # The envelope as the database's JSON text: spliced into the
         # messages, never decoded and encoded again. Rows mostly owe the
         # same destinations: each distinct list is decoded once.
@@ -126,20 +120,9 @@ def route_pending(
                 owed[undelivered],
                 at.timestamp(),
             )
-            for pk, kind, event_id, source, body, undelivered, at in rows.order_by("id")
-            .annotate(
-                envelope_text=Cast("envelope", TextField()),
-                undelivered_text=Cast("undelivered", TextField()),
+            for pk, kind, event_id, source, body, undelivered, at in _select_pending(
+                ids, older_than, limit
             )
-            .values_list(
-                "id",
-                "type",
-                "event_id",
-                "source",
-                "envelope_text",
-                "undelivered_text",
-                "created_at",
-            )[:limit]
         ]
         if not taken:
             return RouteResult()
@@ -148,6 +131,75 @@ def route_pending(
     metrics.PASS_SECONDS.observe(time.perf_counter() - started)
     metrics.PASSES.labels("failed" if result.failed else "ok").inc()
     return result
+
+
+def _select_pending(
+    ids: Sequence[int] | None, older_than: timedelta | None, limit: int
+) -> list[tuple]:
+    """Lock and read pending rows, oldest first: (id, type, event_id,
+    source, envelope text, undelivered text, created_at).
+
+    On PostgreSQL the statement is written once (a relay under a trickle of
+    commits runs it for every few events, and building it through the ORM
+    each time costs more than the database's work on it)."""
+    since = timezone.now() - older_than if older_than is not None else None
+    if connection.vendor == "postgresql":
+        sql = _pending_sql(ids is not None, since is not None)
+        params: list[Any] = [LoggedEvent.Status.PENDING]
+        if ids is not None:
+            params.append(list(ids))
+        if since is not None:
+            params.append(since)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, limit])
+            return cursor.fetchall()
+    rows = LoggedEvent.objects.select_for_update(skip_locked=True).filter(
+        status=LoggedEvent.Status.PENDING
+    )
+    if ids is not None:
+        rows = rows.filter(pk__in=list(ids))
+    if since is not None:
+        rows = rows.filter(created_at__lte=since)
+    return list(
+        rows.order_by("id")
+        .annotate(
+            envelope_text=Cast("envelope", TextField()),
+            undelivered_text=Cast("undelivered", TextField()),
+        )
+        .values_list(
+            "id",
+            "type",
+            "event_id",
+            "source",
+            "envelope_text",
+            "undelivered_text",
+            "created_at",
+        )[:limit]
+    )
+
+
+@functools.cache
+def _pending_sql(by_ids: bool, by_age: bool) -> str:
+    """The pending rows' SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL (the
+    ORM's statement, written out)."""
+    meta = LoggedEvent._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    where = [f"{column('status')} = %s"]
+    if by_ids:
+        where.append(f"{column('id')} = ANY(%s)")
+    if by_age:
+        where.append(f"{column('created_at')} <= %s")
+    return (
+        f"SELECT {column('id')}, {column('type')}, {column('event_id')}, "
+        f"{column('source')}, {column('envelope')}::text, "
+        f"{column('undelivered')}::text, {column('created_at')} "
+        f"FROM {quote(meta.db_table)} WHERE {' AND '.join(where)} "
+        f"ORDER BY {column('id')} LIMIT %s FOR UPDATE SKIP LOCKED"
+    )
 
 
 class _Decoded(dict[str | None, tuple[str, ...]]):
@@ -279,18 +331,30 @@ def _record(rows: list[_Row], delivery: _Delivery) -> RouteResult:
         groups[(remaining, confirmed)].append(row.pk)
     failed = 0
     sent = 0
+    journey = journey_enabled()
     for (remaining, confirmed), pks in groups.items():
+        if remaining:
+            failed += len(pks)
+        else:
+            sent += len(pks)
+        if connection.vendor == "postgresql":
+            _update_routed(
+                pks,
+                now=now,
+                routes=dict.fromkeys(confirmed, hop) if confirmed and journey else None,
+                remaining=remaining,
+                error=error,
+            )
+            continue
         changes: dict[str, Any] = {
             "attempts": F("attempts") + 1,
             "last_attempt_at": now,
         }
-        if confirmed and journey_enabled():
+        if confirmed and journey:
             changes["routes"] = _routes_merged(dict.fromkeys(confirmed, hop))
         if remaining:
-            failed += len(pks)
             changes.update(undelivered=list(remaining), last_error=error[:4000])
         else:
-            sent += len(pks)
             changes.update(
                 status=LoggedEvent.Status.SENT,
                 undelivered=[],
@@ -305,9 +369,59 @@ def _record(rows: list[_Row], delivery: _Delivery) -> RouteResult:
     return RouteResult(sent=sent, failed=failed, error=error)
 
 
+def _update_routed(
+    pks: list[int],
+    *,
+    now: datetime,
+    routes: dict[str, Any] | None,
+    remaining: tuple[str, ...],
+    error: str,
+) -> None:
+    """``_record``'s UPDATE on PostgreSQL, written once per shape (the ORM
+    would build it anew for every pass)."""
+    params: list[Any] = [now]
+    if routes is not None:
+        params.append(orjson.dumps(routes).decode())
+    if remaining:
+        params += [orjson.dumps(list(remaining)).decode(), error[:4000]]
+    else:
+        params += [LoggedEvent.Status.SENT, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _update_sql(routes is not None, bool(remaining)), [*params, list(pks)]
+        )
+
+
+@functools.cache
+def _update_sql(with_routes: bool, owing: bool) -> str:
+    meta = LoggedEvent._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    sets = [
+        f"{column('attempts')} = {column('attempts')} + 1",
+        f"{column('last_attempt_at')} = %s",
+    ]
+    if with_routes:
+        sets.append(f"{column('routes')} = {column('routes')} || %s::jsonb")
+    if owing:
+        sets += [f"{column('undelivered')} = %s::jsonb", f"{column('last_error')} = %s"]
+    else:
+        sets += [
+            f"{column('status')} = %s",
+            f"{column('undelivered')} = '[]'::jsonb",
+            f"{column('published_at')} = %s",
+            f"{column('last_error')} = ''",
+        ]
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} "
+        f"WHERE {column('id')} = ANY(%s)"
+    )
+
+
 def _routes_merged(new: dict[str, Any]) -> RawSQL:
-    """``routes`` with ``new``'s destinations added (or replaced)."""
-    value = orjson.dumps(new).decode()
-    if connection.vendor == "postgresql":
-        return RawSQL("routes || %s::jsonb", [value])
-    return RawSQL("json_patch(routes, %s)", [value])
+    """``routes`` with ``new``'s destinations added (or replaced), on SQLite
+    (PostgreSQL's UPDATE is ``_update_sql``'s)."""
+    return RawSQL("json_patch(routes, %s)", [orjson.dumps(new).decode()])
