@@ -97,11 +97,13 @@ chaos-cluster: install
 
 ## The side-by-side benchmark on PostgreSQL + RabbitMQ (its own database
 ## portal_bench and vhost bench) -> bench/results/latest.md + PNG plots.
+## Targets are decided on the median of BENCH_ROUNDS interleaved runs.
 ## BENCH_ARGS=--quick for a small run while developing.
+BENCH_ROUNDS ?= 3
 bench: install
 	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/bench-baselines.txt
-	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.run --rounds $(BENCH_ROUNDS) $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -15,7 +15,8 @@ Everything runs as subprocesses: two gunicorn servers
 relay, an aiosmtpd SMTP server and the stand-in directory service.
 ``bench/run.py`` calls ``bench_onboarding`` and puts ``onboarding_markdown``
 in its results; ``python -m bench.onboarding [--quick]`` runs it alone on
-``DATABASE_URL`` (migrated first) and ``CELERY_BROKER_URL``.
+``DATABASE_URL`` (created if missing, then migrated) and
+``CELERY_BROKER_URL`` (its vhost created if missing).
 """
 
 import argparse
@@ -401,9 +402,10 @@ def main() -> None:
     )
     os.environ.setdefault("PORTAL_VAR_DIR", "/tmp/var-bench")
     logs = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
-    from bench.procs import ensure_vhost
+    from bench.procs import ensure_database, ensure_vhost
 
     ensure_vhost()
+    ensure_database()
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=ROOT,

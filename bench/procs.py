@@ -145,3 +145,21 @@ def recreate_database(env: dict[str, str]) -> None:
     subprocess.run(
         [PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
     )
+
+
+def ensure_database() -> None:
+    """Create ``DATABASE_URL``'s database if it does not exist (never drops
+    anything; migrating is the caller's)."""
+    import os
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')

@@ -33,7 +33,7 @@ os.environ["PYTHONPATH"] = str(ROOT) + (
 
 from bench import data, procs  # noqa: E402
 from bench.procs import BIN, PY, Proc, RssSampler, free_port, wait_port  # noqa: E402
-from bench.report import Report  # noqa: E402
+from bench.report import Report, c2v_add  # noqa: E402
 from bench.spy import Spy  # noqa: E402
 
 LOGS = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
@@ -225,10 +225,17 @@ def load(
 
 
 def bench_registration(
-    report: Report, rss: RssSampler, n: int, rate: float, rounds: int = 8
+    report: Report,
+    rss: RssSampler,
+    n: int,
+    rate: float,
+    rounds: int = 8,
+    runs: int = 1,
 ) -> None:
     """Every design in turn, in ``rounds`` rounds, so that the machine's noise
-    (other test suites on the same cores) falls on all of them alike."""
+    (other test suites on the same cores) falls on all of them alike; all of
+    it ``runs`` times (each run's p99 ratios are kept, and the targets are
+    decided on their median)."""
     log("1. Registration latency")
     stub_port, web_port, down_port = free_port(), free_port(), free_port()
     stub = Proc("stubfeed", [PY, "-m", "bench.stubfeed", str(stub_port)], env(), LOGS)
@@ -276,7 +283,8 @@ def bench_registration(
     ]
     chunk = n // rounds
     try:
-        for round_ in range(rounds):
+        for round_ in range(rounds * runs):
+            run = round_ // rounds
             for label, url, server in scenarios:
                 spy = None
                 if round_ == 0 and label.startswith("outbox"):
@@ -295,12 +303,20 @@ def bench_registration(
                         anchor=WEB_ANCHOR
                     )
                 total = report.registration.setdefault(
-                    label, {"latencies": [], "errors": 0, "first_errors": []}
+                    label,
+                    {"latencies": [], "errors": 0, "first_errors": [], "runs": []},
                 )
                 total["latencies"] += result["latencies"]
                 total["errors"] += result["errors"]
                 total["first_errors"] += result["first_errors"]
-            log(f"  round {round_ + 1}/{rounds} done")
+                if len(total["runs"]) <= run:
+                    total["runs"].append([])
+                total["runs"][run] += result["latencies"]
+            log(
+                f"  round {round_ % rounds + 1}/{rounds}"
+                + (f" of run {run + 1}/{runs}" if runs > 1 else "")
+                + " done"
+            )
     finally:
         rss.unwatch(web.pid)
         rss.unwatch(down.pid)
@@ -384,7 +400,10 @@ def bench_commit_to_visible(
     seconds: float,
     rates: list[int],
     what_if: bool = False,
+    runs: int = 1,
 ) -> None:
+    """Each rate in turn, ``runs`` times (interleaved); a rate's result holds
+    every run's latencies together and each run's apart (``runs``)."""
     log("2. Commit-to-visible latency" + (" (what-if: DB reuse)" if what_if else ""))
     truncate("feed_feedevent", "messaging_loggedevent")
     purge_queues()
@@ -396,23 +415,25 @@ def bench_commit_to_visible(
     rss.watch(worker.pid, "worker")
     try:
         wait_consumer("feed")
-        for rate in rates:
-            spy = None
-            if rate == 200 and not what_if:
-                spy = Spy(worker.pid, LOGS / "spy-worker-c2v.raw", seconds)
-            result = c2v_drive(rate, seconds)
-            if spy:
-                report.profiles["worker at 200 events/s (commit-to-visible)"] = (
-                    spy.summary(anchor=WORKER_ANCHOR)
+        for run in range(runs):
+            for rate in rates:
+                spy = None
+                if rate == 200 and run == 0 and not what_if:
+                    spy = Spy(worker.pid, LOGS / "spy-worker-c2v.raw", seconds)
+                result = c2v_drive(rate, seconds)
+                if spy:
+                    report.profiles["worker at 200 events/s (commit-to-visible)"] = (
+                        spy.summary(anchor=WORKER_ANCHOR)
+                    )
+                if what_if:
+                    report.what_if[f"commit-to-visible at {rate}/s"] = result
+                else:
+                    c2v_add(report.c2v, rate, result)
+                log(
+                    f"  {rate}/s: {len(result['latencies'])}/{result['registered']} "
+                    f"seen, achieved {result['achieved_rate']:.0f}/s"
+                    + (f" (run {run + 1}/{runs})" if runs > 1 else "")
                 )
-            if what_if:
-                report.what_if[f"commit-to-visible at {rate}/s"] = result
-            else:
-                report.c2v[rate] = result
-            log(
-                f"  {rate}/s: {len(result['latencies'])}/{result['registered']} "
-                f"seen, achieved {result['achieved_rate']:.0f}/s"
-            )
     finally:
         rss.unwatch(worker.pid)
         worker.stop()
@@ -520,10 +541,13 @@ def drain_single_tasks(
     return result
 
 
-def bench_baselines(report: Report, items: list[dict], tuned_events: int) -> None:
+def bench_baselines(
+    report: Report, items: list[dict], tuned_events: int
+) -> dict[str, dict]:
     """(a2) tuned plain Celery, (a3) celery-batches + COPY, on ``items``."""
     from bench.tuned import CONCURRENCY, QUEUE, apply_event
 
+    results = {}
     tuned = drain_single_tasks(
         apply_event,
         "bench.tuned",
@@ -532,7 +556,7 @@ def bench_baselines(report: Report, items: list[dict], tuned_events: int) -> Non
         items[:tuned_events],
         concurrency=CONCURRENCY,
     )
-    report.consumer["tuned"] = tuned
+    results["tuned"] = tuned
     log(
         f"  (a2) tuned Celery, prefork {CONCURRENCY}: {tuned['rate']:,.0f}/s "
         f"({tuned['rate'] / CONCURRENCY:,.0f}/s per pool process)"
@@ -541,13 +565,15 @@ def bench_baselines(report: Report, items: list[dict], tuned_events: int) -> Non
         from bench.batched import QUEUE as BATCHED_QUEUE
         from bench.batched import apply_events
     except ImportError as exc:  # celery-batches not installed
-        report.notes.append(f"(a3) celery-batches skipped: {exc}")
+        if not any("celery-batches skipped" in note for note in report.notes):
+            report.notes.append(f"(a3) celery-batches skipped: {exc}")
         log(f"  (a3) skipped: {exc}")
-        return
-    report.consumer["batched"] = drain_single_tasks(
+        return results
+    results["batched"] = drain_single_tasks(
         apply_events, "bench.batched", BATCHED_QUEUE, "worker-batched", items
     )
-    log(f"  (a3) celery-batches + COPY: {report.consumer['batched']['rate']:,.0f}/s")
+    log(f"  (a3) celery-batches + COPY: {results['batched']['rate']:,.0f}/s")
+    return results
 
 
 def bench_consumers(
@@ -556,51 +582,44 @@ def bench_consumers(
     items: list[dict],
     naive_events: int,
     tuned_events: int = 0,
+    runs: int = 1,
 ) -> None:
+    """(b) ours, (a) naive, (a2)/(a3) the fair baselines and (c) bare pika on
+    the same events; with ``runs`` > 1, ours, the baselines and bare take
+    turns that many times and each row is its median run (the ratios of each
+    run are kept in ``report.consumer_runs`` for the targets)."""
     log("3. Feed consumer throughput")
     events = len(items)
     # (b) ours: the relay just left `events` events packed in task messages.
     worker = celery_worker("portal", "feed", "worker-ours")
     rss.watch(worker.pid, "worker")
     try:
-        report.consumer["ours"] = drain_rate(events, worker)
+        ours = [drain_rate(events, worker)]
     finally:
         rss.unwatch(worker.pid)
         worker.stop()
-    log(f"  ours: {report.consumer['ours']['rate']:,.0f}/s")
+    log(f"  ours: {ours[0]['rate']:,.0f}/s")
 
     # Once more to profile it (sampling perturbs it: profile only), and, if
     # the settings leave Celery reconnecting per task, as the what-if.
     from django.conf import settings
-    from django.db import close_old_connections
-
-    from portal.messaging.relay import Relay
 
     what_if = not getattr(settings, "CELERY_DB_REUSE_MAX", None)
-    truncate("feed_feedevent", "messaging_loggedevent")
-    with db_conn() as conn:
-        data.copy_log(conn, items)
-    close_old_connections()
-    Relay(grace=0).drain()
     overrides = {"BENCH_DB_REUSE_MAX": "1000"} if what_if else {}
-    worker = celery_worker("portal", "feed", "worker-ours-2", **overrides)
-    rss.watch(worker.pid, "worker")
     spies = []
-    try:
-        second = drain_rate(
-            events,
-            worker,
-            on_first=lambda: spies.append(
-                Spy(worker.pid, LOGS / "spy-worker-ours.raw", 4)
-            ),
+    second = ours_drain(
+        rss,
+        items,
+        "worker-ours-2",
+        on_worker=lambda worker: (
+            lambda: spies.append(Spy(worker.pid, LOGS / "spy-worker-ours.raw", 4))
+        ),
+        **overrides,
+    )
+    if spies:
+        report.profiles["our worker draining the pre-filled queue"] = spies[0].summary(
+            anchor=WORKER_ANCHOR
         )
-        if spies:
-            report.profiles["our worker draining the pre-filled queue"] = spies[
-                0
-            ].summary(anchor=WORKER_ANCHOR)
-    finally:
-        rss.unwatch(worker.pid)
-        worker.stop()
     if what_if:
         report.what_if["consumer throughput (profiled)"] = second
         log(f"  ours, DB reuse (profiled): {second['rate']:,.0f}/s")
@@ -623,10 +642,62 @@ def bench_consumers(
         worker.stop()
     log(f"  naive: {report.consumer['naive']['rate']:,.0f}/s")
 
-    if tuned_events:
-        bench_baselines(report, items, tuned_events)
+    baselines: dict[str, list[dict]] = {}
+    bare: list[dict] = []
+    for run in range(runs):
+        if run:
+            ours.append(ours_drain(rss, items, "worker-ours"))
+            log(f"  ours: {ours[-1]['rate']:,.0f}/s (run {run + 1}/{runs})")
+        if tuned_events:
+            for key, result in bench_baselines(report, items, tuned_events).items():
+                baselines.setdefault(key, []).append(result)
+        bare.append(bare_drain(items))
+        log(f"  bare pika + COPY: {bare[-1]['rate']:,.0f}/s")
+    all_runs = {"ours": ours, **baselines, "bare": bare}
+    for key, results in all_runs.items():
+        report.consumer[key] = median_run(results)
+    report.consumer_runs = all_runs
 
-    # (c) the limit: bare pika + COPY, same message shape as the relay's.
+
+def median_run(results: list[dict]) -> dict:
+    """The run of median rate (lower middle for an even count), with the
+    range of rates over ``results``."""
+    from bench.report import rate_summary
+
+    ordered = sorted(results, key=lambda r: r["rate"])
+    middle = dict(ordered[(len(ordered) - 1) // 2])
+    if len(results) > 1:
+        middle.update(rate_summary(results))
+    return middle
+
+
+def ours_drain(rss: RssSampler, items: list[dict], name: str, on_worker=None,
+               **overrides: str) -> dict:  # fmt: skip
+    """Log ``items``, route them with the relay, then drain the feed's queue
+    with one worker process (``on_worker(worker)`` gives what to call when
+    the first row shows)."""
+    from django.db import close_old_connections
+
+    from portal.messaging.relay import Relay
+
+    truncate("feed_feedevent", "messaging_loggedevent")
+    with db_conn() as conn:
+        data.copy_log(conn, items)
+    close_old_connections()
+    Relay(grace=0).drain()
+    worker = celery_worker("portal", "feed", name, **overrides)
+    rss.watch(worker.pid, "worker")
+    try:
+        return drain_rate(
+            len(items), worker, on_first=on_worker(worker) if on_worker else None
+        )
+    finally:
+        rss.unwatch(worker.pid)
+        worker.stop()
+
+
+def bare_drain(items: list[dict]) -> dict:
+    """(c) the limit: bare pika + COPY, same message shape as the relay's."""
     truncate("feed_feedevent")
     purge_queues()
     import pika
@@ -657,7 +728,7 @@ def bench_consumers(
             "--queue",
             "bench.bare",
             "--expect",
-            str(events),
+            str(len(items)),
         ],
         cwd=ROOT,
         env=env(),
@@ -667,8 +738,7 @@ def bench_consumers(
     )
     bare = json.loads(out.stdout.strip().splitlines()[-1])
     bare["rate"] = bare["events"] / bare["seconds"]
-    report.consumer["bare"] = bare
-    log(f"  bare pika + COPY: {bare['rate']:,.0f}/s")
+    return bare
 
 
 def profile_consumer(report: Report, batches: int) -> None:
@@ -1416,8 +1486,10 @@ def main() -> None:
         "--rounds",
         type=int,
         default=1,
-        help="interleaved rounds of the capacity steps, the per-event ingest "
-        "and the scaling runs (medians reported)",
+        help="runs of every section that decides a target on a median: "
+        "registration, commit-to-visible, the consumers, the capacity steps, "
+        "the per-event ingest and the scaling runs (interleaved; medians "
+        "reported with min-max)",
     )
     parser.add_argument(
         "--results",
@@ -1476,11 +1548,15 @@ def main() -> None:
     onboarding = None
     try:
         if "registration" not in skip:
-            bench_registration(report, rss, sizes["requests"], sizes["rate"])
+            bench_registration(
+                report, rss, sizes["requests"], sizes["rate"], runs=args.rounds
+            )
         if "capacity" not in skip:
             bench_capacity(report, sizes["capacity_seconds"], args.rounds)
         if "c2v" not in skip:
-            bench_commit_to_visible(report, rss, sizes["c2v_seconds"], [50, 200, 500])
+            bench_commit_to_visible(
+                report, rss, sizes["c2v_seconds"], [50, 200, 500], runs=args.rounds
+            )
             from django.conf import settings
 
             if not getattr(settings, "CELERY_DB_REUSE_MAX", None):
@@ -1495,9 +1571,10 @@ def main() -> None:
                 items,
                 sizes["naive_events"],
                 0 if "baselines" in skip else sizes["tuned_events"],
+                runs=args.rounds,
             )
             profile_consumer(report, 30 if q else 100)
-            if report.relay["rate"] < 10_000:
+            if report.relay["rate"] < 20_000:
                 profile_relay(report, 5_000 if q else 20_000)
         if "ingest" not in skip:
             bench_ingest(report, sizes["ingest_events"], args.rounds)

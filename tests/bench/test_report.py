@@ -112,3 +112,70 @@ def test_capacity_is_the_median_round_and_its_target_compares_medians():
     table = "\n".join(report._capacity())
     assert "| 30 (20–40) | 40 | p99 200 ms > 100 ms |" in table
     assert report.targets[-1][1:] == ("30 vs 20/s", True)
+
+
+def test_baseline_targets_take_the_median_of_the_runs_ratios():
+    consumer = {"ours": {"rate": 0.0}, "batched": {"rate": 1.0}}
+    runs = {
+        "ours": [{"rate": 9_000.0}, {"rate": 4_000.0}, {"rate": 10_000.0}],
+        # Ratios per run: 3.0, 4.0, 5.0 (not ours' median over a3's median).
+        "batched": [{"rate": 3_000.0}, {"rate": 1_000.0}, {"rate": 2_000.0}],
+    }
+    ((name, measured, met),) = baseline_targets(consumer, runs)
+    assert measured == "4.0 x (median of 3 runs: 3.0 x–5.0 x)"
+    assert met is True
+
+
+def _latencies(p99_ms: float) -> list[float]:
+    """100 latencies whose p99 is ``p99_ms`` (the rest at 1 ms)."""
+    return [0.001] * 98 + [p99_ms / 1000] * 2
+
+
+def test_the_registration_targets_are_the_median_of_the_runs_ratios():
+    from bench.report import Report
+
+    floor_runs = [_latencies(10), _latencies(10), _latencies(10)]
+    ours_runs = [_latencies(11), _latencies(30), _latencies(12)]
+
+    def design(runs):
+        return {
+            "latencies": [x for run in runs for x in run],
+            "errors": 0,
+            "first_errors": [],
+            "runs": runs,
+        }
+
+    report = Report(quick=True, sizes={"requests": 300, "rate": 100}, machine="t")
+    report.registration = {"floor": design(floor_runs), "outbox": design(ours_runs)}
+    assert [round(r, 2) for r in report.registration_ratios("outbox")] == [
+        1.1,
+        3.0,
+        1.2,
+    ]
+    text = "\n".join(report._registration())
+    assert "- outbox: 1.10, 3.00, 1.20" in text
+    (target,) = report.targets
+    # One bad run (3.0 x) does not decide it; the merged p99 would have.
+    assert target == (
+        "Registration p99 <= 1.25 x floor",
+        "1.20 x (median of 3 runs: 1.10 x–3.00 x)",
+        True,
+    )
+
+
+def test_commit_to_visible_targets_are_the_median_of_the_runs():
+    from bench.report import Report, c2v_add
+
+    report = Report(quick=True, sizes={"c2v_seconds": 1}, machine="t")
+    for p99 in (90, 250, 80):
+        run = {"latencies": _latencies(p99), "registered": 100, "achieved_rate": 200}
+        c2v_add(report.c2v, 200, run)
+    assert len(report.c2v[200]["latencies"]) == 300
+    assert report.c2v_percentiles(200, 99) == [0.09, 0.25, 0.08]
+    report._c2v()
+    p99 = next(t for t in report.targets if t[0].startswith("Commit-to-visible p99"))
+    assert p99 == (
+        "Commit-to-visible p99 <= 100 ms at 200/s",
+        "90.0 ms (median of 3 runs: 80.0 ms–250.0 ms)",
+        True,
+    )
