@@ -219,3 +219,26 @@ def test_outbox_refuses_to_write_outside_a_transaction():
             data={"department_id": 1, "old_name": "A", "new_name": "B"},
         )
     assert LoggedEvent.objects.count() == 0
+
+
+def test_a_logged_event_reads_back_as_it_was_emitted():
+    # On PostgreSQL the row is written by one SQL statement of its own, not
+    # the ORM's save: every column must come back as the ORM would store it.
+    data = {"department_id": 2**63 - 1, "old_name": "Ä\u2028", "new_name": "B"}
+    with transaction.atomic():
+        entry = event_log_emit(type="department.renamed", source="/tests", data=data)
+    stored = LoggedEvent.objects.get(pk=entry.pk)
+    assert stored.envelope == entry.envelope
+    assert stored.envelope["data"] == data
+    assert (stored.event_id, stored.source, stored.type) == (
+        entry.envelope["id"],
+        "/tests",
+        "department.renamed",
+    )
+    assert stored.status == LoggedEvent.Status.PENDING
+    assert stored.undelivered == entry.undelivered
+    assert "feed" in stored.undelivered
+    assert (stored.attempts, stored.last_error, stored.routes) == (0, "", {})
+    assert stored.created_at == entry.created_at
+    assert stored.logged_by == entry.logged_by != ""
+    assert stored.origin == LoggedEvent.Origin.PORTAL
