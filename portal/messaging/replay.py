@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, TextField
+from django.db.models import Max, Min, Q, TextField
 from django.db.models.functions import Cast
 
 from . import topology
@@ -82,32 +82,37 @@ def logged_envelopes(
     rows = replay_selection(
         subscription, since=since, until=until, types=types, source=source
     )
-    after = 0
-    while True:
-        chunk = list(
-            rows.filter(id__gt=after)
-            .order_by("id")
-            .values_list("id", "envelope")[:chunk_size]
-        )
-        if not chunk:
-            return
-        after = chunk[-1][0]
+    for chunk in _id_windows(rows, chunk_size, ("id", "envelope")):
         yield [envelope for _, envelope in chunk]
 
 
 def _chunks(rows, size: int) -> Iterator[list[tuple[int, bytes, float]]]:
-    after = 0
     raw = rows.annotate(raw=Cast("envelope", TextField()))
-    while True:
-        chunk = list(
-            raw.filter(id__gt=after)
-            .order_by("id")
-            .values_list("id", "raw", "created_at")[:size]
-        )
-        if not chunk:
-            return
-        after = chunk[-1][0]
+    for chunk in _id_windows(raw, size, ("id", "raw", "created_at")):
         yield [(pk, text.encode(), created.timestamp()) for pk, text, created in chunk]
+
+
+def _id_windows(rows, size: int, fields: tuple[str, ...]) -> Iterator[list[tuple]]:
+    """``rows`` (as ``fields``) in id order, one window of ``size`` ids at a
+    time, from the lowest id to the highest there was at the start.
+
+    Each window is a range of the primary key, which PostgreSQL reads by
+    its index whatever its statistics say. (``id > last ORDER BY id LIMIT
+    n`` let it choose a scan of the whole log and a sort on disk for every
+    chunk when the log had just grown by many rows: 155 ms per 5,000-event
+    chunk of a 100,000-event log, against 13 ms once analyzed.)"""
+    bounds = rows.order_by().aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return
+    after = bounds["low"] - 1
+    while after < bounds["high"]:
+        upto = after + size
+        chunk = list(
+            rows.filter(id__gt=after, id__lte=upto).order_by("id").values_list(*fields)
+        )
+        after = upto
+        if chunk:
+            yield chunk
 
 
 def events_replay(
