@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, TextField
+from django.db.models import F, Field, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -178,27 +178,30 @@ def _select_pending(
     )
 
 
+def _column(name: str) -> str:
+    """A ``LoggedEvent`` field's column, quoted."""
+    field = LoggedEvent._meta.get_field(name)
+    assert isinstance(field, Field)
+    assert field.column is not None
+    return connection.ops.quote_name(field.column)
+
+
 @functools.cache
 def _pending_sql(by_ids: bool, by_age: bool) -> str:
     """The pending rows' SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL (the
     ORM's statement, written out)."""
-    meta = LoggedEvent._meta
-    quote = connection.ops.quote_name
-
-    def column(name: str) -> str:
-        return quote(meta.get_field(name).column)
-
-    where = [f"{column('status')} = %s"]
+    where = [f"{_column('status')} = %s"]
     if by_ids:
-        where.append(f"{column('id')} = ANY(%s)")
+        where.append(f"{_column('id')} = ANY(%s)")
     if by_age:
-        where.append(f"{column('created_at')} <= %s")
+        where.append(f"{_column('created_at')} <= %s")
     return (
-        f"SELECT {column('id')}, {column('type')}, {column('event_id')}, "
-        f"{column('source')}, {column('envelope')}::text, "
-        f"{column('undelivered')}::text, {column('created_at')} "
-        f"FROM {quote(meta.db_table)} WHERE {' AND '.join(where)} "
-        f"ORDER BY {column('id')} LIMIT %s FOR UPDATE SKIP LOCKED"
+        f"SELECT {_column('id')}, {_column('type')}, {_column('event_id')}, "
+        f"{_column('source')}, {_column('envelope')}::text, "
+        f"{_column('undelivered')}::text, {_column('created_at')} "
+        f"FROM {connection.ops.quote_name(LoggedEvent._meta.db_table)} "
+        f"WHERE {' AND '.join(where)} "
+        f"ORDER BY {_column('id')} LIMIT %s FOR UPDATE SKIP LOCKED"
     )
 
 
@@ -394,30 +397,28 @@ def _update_routed(
 
 @functools.cache
 def _update_sql(with_routes: bool, owing: bool) -> str:
-    meta = LoggedEvent._meta
-    quote = connection.ops.quote_name
-
-    def column(name: str) -> str:
-        return quote(meta.get_field(name).column)
-
     sets = [
-        f"{column('attempts')} = {column('attempts')} + 1",
-        f"{column('last_attempt_at')} = %s",
+        f"{_column('attempts')} = {_column('attempts')} + 1",
+        f"{_column('last_attempt_at')} = %s",
     ]
     if with_routes:
-        sets.append(f"{column('routes')} = {column('routes')} || %s::jsonb")
+        sets.append(f"{_column('routes')} = {_column('routes')} || %s::jsonb")
     if owing:
-        sets += [f"{column('undelivered')} = %s::jsonb", f"{column('last_error')} = %s"]
+        sets += [
+            f"{_column('undelivered')} = %s::jsonb",
+            f"{_column('last_error')} = %s",
+        ]
     else:
         sets += [
-            f"{column('status')} = %s",
-            f"{column('undelivered')} = '[]'::jsonb",
-            f"{column('published_at')} = %s",
-            f"{column('last_error')} = ''",
+            f"{_column('status')} = %s",
+            f"{_column('undelivered')} = '[]'::jsonb",
+            f"{_column('published_at')} = %s",
+            f"{_column('last_error')} = ''",
         ]
     return (
-        f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} "
-        f"WHERE {column('id')} = ANY(%s)"
+        f"UPDATE {connection.ops.quote_name(LoggedEvent._meta.db_table)} "
+        f"SET {', '.join(sets)} "
+        f"WHERE {_column('id')} = ANY(%s)"
     )
 
 
