@@ -179,3 +179,14 @@ def test_commit_to_visible_targets_are_the_median_of_the_runs():
         "90.0 ms (median of 3 runs: 80.0 ms–250.0 ms)",
         True,
     )
+
+
+def test_percentiles_interpolate_between_ranks_as_numpy_does():
+    from bench.report import pct
+
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert pct(values, 50) == 3.0
+    assert pct(values, 99) == 4.96  # 4 + 0.96 x (5 - 4)
+    assert pct(values, 0) == 1.0
+    assert pct(values, 100) == 5.0
+    assert math.isnan(pct([], 50))
