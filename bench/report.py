@@ -39,9 +39,13 @@ def rate_summary(runs: list[dict]) -> dict:
     """The median run's rate (lower middle for an even count) with the
     range over ``runs``, so a target can be decided on the median of
     several interleaved runs and show min–max."""
-    rates = sorted(run["rate"] for run in runs)
-    middle = rates[(len(rates) - 1) // 2]
-    return {"rate": middle, "min": rates[0], "max": rates[-1], "runs": len(rates)}
+    rates = [run["rate"] for run in runs]
+    return {
+        "rate": median_of(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "runs": len(rates),
+    }
 
 
 def median_of(values: list[float]) -> float:

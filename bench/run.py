@@ -33,7 +33,7 @@ os.environ["PYTHONPATH"] = str(ROOT) + (
 
 from bench import data, procs  # noqa: E402
 from bench.procs import BIN, PY, Proc, RssSampler, free_port, wait_port  # noqa: E402
-from bench.report import Report, c2v_add  # noqa: E402
+from bench.report import Report, c2v_add, rate_summary  # noqa: E402
 from bench.spy import Spy  # noqa: E402
 
 LOGS = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
@@ -589,15 +589,8 @@ def bench_consumers(
     turns that many times and each row is its median run (the ratios of each
     run are kept in ``report.consumer_runs`` for the targets)."""
     log("3. Feed consumer throughput")
-    events = len(items)
-    # (b) ours: the relay just left `events` events packed in task messages.
-    worker = celery_worker("portal", "feed", "worker-ours")
-    rss.watch(worker.pid, "worker")
-    try:
-        ours = [drain_rate(events, worker)]
-    finally:
-        rss.unwatch(worker.pid)
-        worker.stop()
+    # (b) ours: the relay just left the events packed in task messages.
+    ours = [ours_drain(rss, items, "worker-ours", fill=False)[0]]
     log(f"  ours: {ours[0]['rate']:,.0f}/s")
 
     # Once more to profile it (sampling perturbs it: profile only), and, if
@@ -606,18 +599,11 @@ def bench_consumers(
 
     what_if = not getattr(settings, "CELERY_DB_REUSE_MAX", None)
     overrides = {"BENCH_DB_REUSE_MAX": "1000"} if what_if else {}
-    spies = []
-    second = ours_drain(
-        rss,
-        items,
-        "worker-ours-2",
-        on_worker=lambda worker: (
-            lambda: spies.append(Spy(worker.pid, LOGS / "spy-worker-ours.raw", 4))
-        ),
-        **overrides,
+    second, spy = ours_drain(
+        rss, items, "worker-ours-2", spy_to=LOGS / "spy-worker-ours.raw", **overrides
     )
-    if spies:
-        report.profiles["our worker draining the pre-filled queue"] = spies[0].summary(
+    if spy:
+        report.profiles["our worker draining the pre-filled queue"] = spy.summary(
             anchor=WORKER_ANCHOR
         )
     if what_if:
@@ -646,7 +632,7 @@ def bench_consumers(
     bare: list[dict] = []
     for run in range(runs):
         if run:
-            ours.append(ours_drain(rss, items, "worker-ours"))
+            ours.append(ours_drain(rss, items, "worker-ours")[0])
             log(f"  ours: {ours[-1]['rate']:,.0f}/s (run {run + 1}/{runs})")
         if tuned_events:
             for key, result in bench_baselines(report, items, tuned_events).items():
@@ -662,8 +648,6 @@ def bench_consumers(
 def median_run(results: list[dict]) -> dict:
     """The run of median rate (lower middle for an even count), with the
     range of rates over ``results``."""
-    from bench.report import rate_summary
-
     ordered = sorted(results, key=lambda r: r["rate"])
     middle = dict(ordered[(len(ordered) - 1) // 2])
     if len(results) > 1:
@@ -671,29 +655,44 @@ def median_run(results: list[dict]) -> dict:
     return middle
 
 
-def ours_drain(rss: RssSampler, items: list[dict], name: str, on_worker=None,
-               **overrides: str) -> dict:  # fmt: skip
-    """Log ``items``, route them with the relay, then drain the feed's queue
-    with one worker process (``on_worker(worker)`` gives what to call when
-    the first row shows)."""
-    from django.db import close_old_connections
+def ours_drain(
+    rss: RssSampler,
+    items: list[dict],
+    name: str,
+    *,
+    fill: bool = True,
+    spy_to: Path | None = None,
+    **overrides: str,
+) -> tuple[dict, Spy | None]:
+    """Drain the feed's queue of ``items`` with one worker process: with
+    ``fill``, after logging them and routing them with the relay (else the
+    queue holds them already). With ``spy_to``, py-spy records the worker
+    from the first row on (the recording is returned)."""
+    if fill:
+        from django.db import close_old_connections
 
-    from portal.messaging.relay import Relay
+        from portal.messaging.relay import Relay
 
-    truncate("feed_feedevent", "messaging_loggedevent")
-    with db_conn() as conn:
-        data.copy_log(conn, items)
-    close_old_connections()
-    Relay(grace=0).drain()
+        truncate("feed_feedevent", "messaging_loggedevent")
+        with db_conn() as conn:
+            data.copy_log(conn, items)
+        close_old_connections()
+        Relay(grace=0).drain()
     worker = celery_worker("portal", "feed", name, **overrides)
     rss.watch(worker.pid, "worker")
+    spies: list[Spy] = []
     try:
-        return drain_rate(
-            len(items), worker, on_first=on_worker(worker) if on_worker else None
+        result = drain_rate(
+            len(items),
+            worker,
+            on_first=(lambda: spies.append(Spy(worker.pid, spy_to, 4)))
+            if spy_to
+            else None,
         )
     finally:
         rss.unwatch(worker.pid)
         worker.stop()
+    return result, (spies[0] if spies else None)
 
 
 def bare_drain(items: list[dict]) -> dict:
