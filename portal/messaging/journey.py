@@ -8,9 +8,11 @@ The hops of one logged event, in order:
    row's ``routes`` (when RabbitMQ confirmed it, the confirm time, the
    process), written by the router in the UPDATE it makes anyway;
 3. per subscriber, **delivered** (attempt n) and then **applied**, **skipped
-   as a duplicate**, **retried** (with the error) or **dead-lettered**: one
-   ``EventHop`` row per event, written by the subscriber's task after each
-   task message in one statement for the whole batch (``BatchJourney``);
+   as a duplicate**, **retried** (with the error) or **dead-lettered**:
+   written by the subscriber's task after each task message in one
+   statement for the whole batch (``BatchJourney``), one ``EventHop`` row
+   per run of consecutive log ids that went alike (a batch of the relay's
+   applied in full is one row);
 4. a **dead letter**, if one was stored: the ``DeadLetter`` record itself.
 
 Recording never fails the work it describes: a hop that cannot be written is
@@ -30,7 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from .models import EventHop
+from .models import HOP_RUN_MAX, EventHop
 
 logger = logging.getLogger(__name__)
 
@@ -168,25 +170,27 @@ def hops_record(
     hops did not). Never raises."""
     if not hops or not journey_enabled():
         return
+    runs = hop_runs(hops)
     try:
         if connection.vendor == "postgresql":
             _insert_pg(
-                hops, subscriber, attempt, delivered_at, finished_at, process, task_id
+                runs, subscriber, attempt, delivered_at, finished_at, process, task_id
             )
         else:
             EventHop.objects.bulk_create(
                 EventHop(
-                    log_id=hop.log_id,
+                    log_id=first,
+                    log_id_last=last,
                     subscriber=subscriber,
-                    outcome=hop.outcome,
+                    outcome=outcome,
                     attempt=attempt,
                     delivered_at=delivered_at,
                     finished_at=finished_at,
                     process=process,
                     task_id=task_id,
-                    detail=hop.detail[:2000],
+                    detail=detail,
                 )
-                for hop in hops
+                for first, last, outcome, detail in runs
             )
     except DatabaseError as exc:
         logger.warning("Journey hops of %d event(s) not recorded: %s", len(hops), exc)
@@ -194,8 +198,36 @@ def hops_record(
             connection.close()
 
 
+Run = tuple[int, int, str, str]  # first and last log id, outcome, detail
+
+
+def hop_runs(hops: Sequence[Hop]) -> list[Run]:
+    """The hops as runs of consecutive log ids with one outcome and detail,
+    in their order, each at most ``HOP_RUN_MAX`` long."""
+    runs: list[Run] = []
+    first = last = -1
+    outcome = detail = ""
+    for hop in hops:
+        hop_detail = hop.detail[:2000]
+        if (
+            hop.log_id == last + 1
+            and hop.outcome == outcome
+            and hop_detail == detail
+            and last - first + 1 < HOP_RUN_MAX
+        ):
+            last = hop.log_id
+            continue
+        if first >= 0:
+            runs.append((first, last, outcome, detail))
+        first = last = hop.log_id
+        outcome, detail = hop.outcome, hop_detail
+    if first >= 0:
+        runs.append((first, last, outcome, detail))
+    return runs
+
+
 def _insert_pg(
-    hops: Sequence[Hop],
+    runs: Sequence[Run],
     subscriber: str,
     attempt: int,
     delivered_at: datetime,
@@ -211,13 +243,13 @@ def _insert_pg(
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
         with cursor.copy(
-            f"COPY {table} (log_id, outcome, detail, subscriber, attempt, "
-            "delivered_at, finished_at, process, task_id) FROM STDIN"
+            f"COPY {table} (log_id, log_id_last, outcome, detail, subscriber, "
+            "attempt, delivered_at, finished_at, process, task_id) FROM STDIN"
         ) as copy:
-            for hop in hops:
+            for run in runs:
                 copy.write_row(
-                    (hop.log_id, hop.outcome, hop.detail[:2000], subscriber, attempt,
-                     delivered_at, finished_at, process, task_id)
+                    (*run, subscriber, attempt, delivered_at, finished_at, process,
+                     task_id)
                 )  # fmt: skip
 
 

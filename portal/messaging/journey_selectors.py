@@ -104,7 +104,7 @@ def journey_of(event: LoggedEvent) -> Journey:
         outcome="ok",
     )
     routes: dict[str, Any] = event.routes or {}
-    hops = list(EventHop.objects.filter(log_id=event.pk).order_by("delivered_at", "id"))
+    hops = list(EventHop.objects.covering(event.pk).order_by("delivered_at", "id"))
     dead = list(
         DeadLetter.objects.filter(
             event_id=event.event_id, source=event.source

@@ -278,16 +278,43 @@ class ServiceToken(models.Model):
         return None
 
 
+# The most events one ``EventHop`` row covers: a lookup by log id reads the
+# rows that start at most this many ids before it.
+HOP_RUN_MAX = 1000
+
+
+class EventHopQuerySet(models.QuerySet):
+    def covering(self, low: int, high: int | None = None) -> "EventHopQuerySet":
+        """The rows covering any log id from ``low`` to ``high`` (inclusive;
+        one id if ``high`` is None): found through the index on ``log_id``,
+        since no row covers more than ``HOP_RUN_MAX`` ids."""
+        high = low if high is None else high
+        return self.filter(
+            log_id__gt=low - HOP_RUN_MAX, log_id__lte=high, log_id_last__gte=low
+        )
+
+    def events(self) -> int:
+        """How many events' hops the rows hold."""
+        total = self.aggregate(
+            n=models.Sum(models.F("log_id_last") - models.F("log_id") + 1)
+        )["n"]
+        return total or 0
+
+
 class EventHop(models.Model):
-    """One subscriber's handling of one logged event: a hop of its journey.
+    """One subscriber's handling of a run of logged events: a hop of each
+    one's journey.
 
     Written by the subscriber's task after each task message, one statement
     for the whole batch: delivered (attempt n) and then applied, skipped as
-    a duplicate, retried (with the error) or given up. The hops before (the
-    commit to the log, the routing to each destination with its confirm
-    time) are on the ``LoggedEvent`` row itself, and a dead letter is its own
-    record, so the journey page reads all three. ``log_id`` is no foreign
-    key: the journey outlives the log row by its own retention.
+    a duplicate, retried (with the error) or given up. A row covers the log
+    ids from ``log_id`` to ``log_id_last`` that went alike in one task
+    message (at most ``HOP_RUN_MAX``): a batch of consecutive events applied
+    together is one row, not one per event. The hops before (the commit to
+    the log, the routing to each destination with its confirm time) are on
+    the ``LoggedEvent`` row itself, and a dead letter is its own record, so
+    the journey page reads all three. ``log_id`` is no foreign key: the
+    journey outlives the log row by its own retention.
     """
 
     class Outcome(models.TextChoices):
@@ -296,7 +323,12 @@ class EventHop(models.Model):
         RETRIED = "retried", "Retried"
         DEAD_LETTERED = "dead_lettered", "Dead-lettered"
 
-    log_id = models.BigIntegerField(db_index=True)
+    log_id = models.BigIntegerField(
+        db_index=True, help_text="The first log id of the run."
+    )
+    log_id_last = models.BigIntegerField(
+        help_text="The last log id of the run (equal to log_id for one event)."
+    )
     subscriber = models.CharField(max_length=100)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     attempt = models.PositiveIntegerField(default=1)
@@ -306,11 +338,25 @@ class EventHop(models.Model):
     task_id = models.CharField(max_length=64, blank=True, default="")
     detail = models.TextField(blank=True, default="")
 
+    objects = EventHopQuerySet.as_manager()
+
     class Meta:
         ordering = ["log_id", "delivered_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.subscriber} {self.outcome} #{self.log_id}"
+        ids = f"#{self.log_id}"
+        if self.log_id_last != self.log_id:
+            ids += f"-{self.log_id_last}"
+        return f"{self.subscriber} {self.outcome} {ids}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.log_id_last is None:
+            self.log_id_last = self.log_id
+        super().save(*args, **kwargs)
+
+    @property
+    def events(self) -> int:
+        return self.log_id_last - self.log_id + 1
 
 
 class RelayHeartbeat(models.Model):

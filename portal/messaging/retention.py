@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from . import metrics
@@ -57,7 +58,7 @@ class PruneResult:
     def __str__(self) -> str:
         return (
             f"{self.events} log row(s) removed ({self.kept_owed} older kept: "
-            f"still owed), {self.inbox} inbox key(s), {self.hops} journey hop(s), "
+            f"still owed), {self.inbox} inbox key(s), {self.hops} journey hop row(s), "
             f"{self.dead_letters} dead letter(s), {self.heartbeats} relay heartbeat(s)"
         )
 
@@ -106,8 +107,12 @@ def events_prune(
             progress(len(candidates))
     inbox = ProcessedEvent.objects.filter(processed_at__lt=cutoff)
     journey_cutoff = now - timedelta(days=settings.EVENT_JOURNEY_RETENTION_DAYS)
-    hops = EventHop.objects.filter(finished_at__lt=journey_cutoff).exclude(
-        log_id__in=LoggedEvent.objects.values("id")
+    hops = EventHop.objects.filter(finished_at__lt=journey_cutoff).filter(
+        ~Exists(
+            LoggedEvent.objects.filter(
+                id__gte=OuterRef("log_id"), id__lte=OuterRef("log_id_last")
+            )
+        )
     )
     dead = DeadLetter.objects.filter(
         created_at__lt=now - timedelta(days=settings.DEAD_LETTER_RETENTION_DAYS)
@@ -129,12 +134,17 @@ def events_prune(
 
 def _finished(candidates: list[tuple]) -> list[int]:
     """The ids among ``candidates`` that every subscriber has finished with."""
-    ids = [row[0] for row in candidates]
+    ids = {row[0] for row in candidates}
+    low, high = min(ids), max(ids)
     final: dict[int, set[str]] = defaultdict(set)
-    for log_id, subscriber in EventHop.objects.filter(
-        log_id__in=ids, outcome__in=FINAL_OUTCOMES
-    ).values_list("log_id", "subscriber"):
-        final[log_id].add(subscriber)
+    for first, last, subscriber in (
+        EventHop.objects.covering(low, high)
+        .filter(outcome__in=FINAL_OUTCOMES)
+        .values_list("log_id", "log_id_last", "subscriber")
+    ):
+        for log_id in range(max(first, low), min(last, high) + 1):
+            if log_id in ids:
+                final[log_id].add(subscriber)
     dead: dict[tuple[str, str], set[str]] = defaultdict(set)
     for source, event_id, subscriber in DeadLetter.objects.filter(
         event_id__in=[row[2] for row in candidates]

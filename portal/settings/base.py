@@ -423,7 +423,8 @@ ONBOARDING_BREAKER_RESET_SECONDS = env.float(
 
 # --- Observability ---------------------------------------------------------------
 
-# Journey hops (routes on the log rows, one EventHop per event per subscriber).
+# Journey hops (routes on the log rows; EventHop rows per subscriber, one per run
+# of consecutive log ids that went alike).
 EVENT_JOURNEY = env.bool("EVENT_JOURNEY", default=True)
 # Retention (manage.py events_prune, and the relay every
 # EVENT_PRUNE_INTERVAL_SECONDS; 0: only by hand).
