@@ -1,4 +1,5 @@
-"""What observing the pipeline costs, and how fast the log is read again.
+"""What observing the pipeline costs, what the workers' GC tuning gains, and
+how fast the log is read again.
 
 ``make bench`` runs this as its "observability" section; on its own:
 ``python -m bench.observability [--quick]`` (its own database
@@ -10,6 +11,9 @@
   consumer (one worker process draining task messages of 1,000 events; the
   journey adds one INSERT per message, plus the metrics), each with
   ``EVENT_JOURNEY`` on and off, alternating, median of the runs.
+* **The workers' GC tuning** (``portal/gc_tuning.py``): the same consumer
+  run with ``GC_GEN0_THRESHOLD`` 10,000 (the default) and 0 (Python's own
+  collector settings), alternating, median of the runs.
 * **Replay into the feed**: ``events_replay`` of the whole log to the feed
   while a worker (2 processes, as in docker compose) applies it: from the
   start of the replay until the last card is on the feed (the feed emptied
@@ -189,7 +193,7 @@ def relay_rate(items: list[dict], journey: bool) -> tuple[float, float]:
 
 
 def consumer_rate_from_first_row(
-    items: list[dict], journey: bool
+    items: list[dict], journey: bool, **overrides: str
 ) -> tuple[float, float]:
     """(events/s from the first card to the last, the worker's CPU µs per
     event over the same span, its pool process included)."""
@@ -204,7 +208,7 @@ def consumer_rate_from_first_row(
     settings.EVENT_JOURNEY = True
     close_old_connections()
     Relay(grace=0).drain()
-    proc = worker("obs-consumer", 1, EVENT_JOURNEY="1" if journey else "0")
+    proc = worker("obs-consumer", 1, EVENT_JOURNEY="1" if journey else "0", **overrides)
     try:
         wait_count("SELECT count(*) FROM feed_feedevent", 1, proc, timeout=60)
         cpu = cpu_seconds(proc)
@@ -251,6 +255,30 @@ def bench_journey(events: int, rounds: int) -> dict:
             "runs_off": [r for r, _ in runs[False]],
         }
     return result
+
+
+def bench_gc(events: int, rounds: int) -> dict:
+    """The feed's consumer with the workers' GC tuning (portal/gc_tuning.py)
+    and with Python's defaults (``GC_GEN0_THRESHOLD=0``), alternating."""
+    items = list(data.envelopes(events, seed=22))
+    runs: dict[str, list[tuple[float, float]]] = {"10000": [], "0": []}
+    for round_ in range(rounds):
+        for threshold in ("10000", "0") if round_ % 2 == 0 else ("0", "10000"):
+            rate, cpu = consumer_rate_from_first_row(
+                items, True, GC_GEN0_THRESHOLD=threshold
+            )
+            runs[threshold].append((rate, cpu))
+            log(f"  consumer, GC_GEN0_THRESHOLD={threshold}: "
+                f"{rate:,.0f} events/s, {cpu:.1f} µs CPU/event")  # fmt: skip
+    tuned, default = runs["10000"], runs["0"]
+    return {
+        "tuned": statistics.median(r for r, _ in tuned),
+        "default": statistics.median(r for r, _ in default),
+        "cpu_tuned": statistics.median(c for _, c in tuned),
+        "cpu_default": statistics.median(c for _, c in default),
+        "runs_tuned": [r for r, _ in tuned],
+        "runs_default": [r for r, _ in default],
+    }
 
 
 # --- replay ------------------------------------------------------------------------
@@ -304,9 +332,9 @@ def bench_replay(events: int) -> dict:
     return result
 
 
-def markdown(journey: dict, replay: dict, sizes: dict) -> str:
+def markdown(journey: dict, gc: dict, replay: dict, sizes: dict) -> str:
     lines = [
-        "# Observability: what it costs, and the replay rate",
+        "# Observability: what it costs, the workers' GC tuning, and the replay rate",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores; "
         f"{sizes['journey']:,} events per journey run ({sizes['rounds']} rounds, "
@@ -340,6 +368,20 @@ def markdown(journey: dict, replay: dict, sizes: dict) -> str:
             f" / off {', '.join(f'{v:,.0f}' for v in journey[name]['runs_off'])}"
             for name in ("relay", "consumer")
         ),
+        "",
+        "| feed consumer, one worker process | GC tuned (`GC_GEN0_THRESHOLD` "
+        "10,000, frozen) | Python's defaults (`GC_GEN0_THRESHOLD=0`) | gain "
+        "(throughput) | CPU per event tuned / defaults |",
+        "|---|---|---|---|---|",
+        f"| {sizes['journey']:,} events, journey on, {sizes['rounds']} rounds "
+        f"alternating | {gc['tuned']:,.0f} events/s | {gc['default']:,.0f} events/s "
+        f"| {(gc['tuned'] / gc['default'] - 1) * 100:+.1f} % "
+        f"| {gc['cpu_tuned']:.1f} / {gc['cpu_default']:.1f} µs |",
+        "",
+        "Runs (events/s): tuned "
+        + ", ".join(f"{v:,.0f}" for v in gc["runs_tuned"])
+        + " / defaults "
+        + ", ".join(f"{v:,.0f}" for v in gc["runs_default"]),
         "",
         "| replay to the feed (worker: 2 processes) | published | into the feed "
         "| target |",
@@ -376,6 +418,7 @@ def bench_observability(*, quick: bool = False, recreate: bool = True) -> dict:
 
     django.setup()
     journey = bench_journey(sizes["journey"], sizes["rounds"])
+    gc = bench_gc(sizes["journey"], sizes["rounds"])
     replay = bench_replay(sizes["replay"])
     # A quick run is for development: it stays out of the results.
     out = (
@@ -384,9 +427,9 @@ def bench_observability(*, quick: bool = False, recreate: bool = True) -> dict:
         else RESULTS / "observability.md"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(journey, replay, sizes))
+    out.write_text(markdown(journey, gc, replay, sizes))
     log(f"  written {out}")
-    return {"journey": journey, "replay": replay, "sizes": sizes}
+    return {"journey": journey, "gc": gc, "replay": replay, "sizes": sizes}
 
 
 def main() -> None:

@@ -75,6 +75,20 @@ def _serve_metrics(sender=None, **kwargs: object) -> None:
     )
 
 
+@signals.worker_process_init.connect
+def _tune_pool_process(**kwargs: object) -> None:
+    from portal.gc_tuning import gc_tune
+
+    gc_tune()
+
+
+@signals.worker_ready.connect
+def _tune_main_process(**kwargs: object) -> None:
+    from portal.gc_tuning import gc_tune
+
+    gc_tune()
+
+
 @signals.worker_process_shutdown.connect
 def _pool_process_gone(pid=None, **kwargs: object) -> None:
     from portal.observability.multiproc import multiproc_process_dead

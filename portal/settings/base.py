@@ -421,6 +421,11 @@ ONBOARDING_BREAKER_RESET_SECONDS = env.float(
     "ONBOARDING_BREAKER_RESET_SECONDS", default=10.0
 )
 
+# Workers' garbage collector (portal/gc_tuning.py): the youngest
+# generation is collected every GC_GEN0_THRESHOLD allocations (Python: 700), and
+# what a process holds once set up is frozen out of collections; 0: Python's own.
+GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=10_000)
+
 # --- Observability ---------------------------------------------------------------
 
 # Journey hops (routes on the log rows; EventHop rows per subscriber, one per run
