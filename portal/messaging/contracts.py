@@ -27,6 +27,7 @@ a consumer's whole batch later.
 import builtins
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -103,27 +104,32 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 # RFC 3339 date-time (section 5.6), with the offset it requires.
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})",
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?:[Zz]|[+-]\d{2}:\d{2})",
     re.ASCII,
 )
 # Real time zones lie between -12:00 and +14:00; PostgreSQL refuses ±16:00.
 MAX_TIME_OFFSET = timedelta(hours=14)
+_MIN_TIME_OFFSET = -MAX_TIME_OFFSET
 
 
 def _event_time(value: Any) -> datetime:
     """An RFC 3339 string with a real zone offset, inside the accepted window
-    (``EVENT_TIME_EARLIEST`` … now + ``EVENT_TIME_MAX_FUTURE_SECONDS``)."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    (``EVENT_TIME_EARLIEST`` … now + ``EVENT_TIME_MAX_FUTURE_SECONDS``).
+
+    Every event of every batch comes through here: each step is the cheap
+    form of its check (this was half of an event's validation)."""
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise ValueError(
             "must be an RFC 3339 timestamp string with an offset, "
             "e.g. 2024-06-01T12:00:00Z"
         )
     text = value.upper()
-    if len(text) > 26 and "." in text:
+    start, end = match.span("fraction")
+    if end - start > 6:
         # Python keeps microseconds: cut finer fractions instead of failing.
-        head, _, rest = text.partition(".")
-        digits = re.match(r"\d+", rest).group()  # type: ignore[union-attr]
-        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+        text = text[: start + 6] + text[end:]
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -131,8 +137,8 @@ def _event_time(value: Any) -> datetime:
             "must be an RFC 3339 timestamp string with an offset, "
             "e.g. 2024-06-01T12:00:00Z (no such date or time)"
         ) from None
-    offset = moment.utcoffset() or timedelta(0)
-    if abs(offset) > MAX_TIME_OFFSET:
+    offset = moment.utcoffset()
+    if offset is not None and not _MIN_TIME_OFFSET <= offset <= MAX_TIME_OFFSET:
         raise ValueError("time zone offset beyond ±14:00, which no time zone uses")
     try:
         utc = moment.astimezone(UTC)
@@ -142,9 +148,9 @@ def _event_time(value: Any) -> datetime:
     if utc < earliest:
         raise ValueError(f"is before {earliest.isoformat().replace('+00:00', 'Z')}")
     ahead = settings.EVENT_TIME_MAX_FUTURE_SECONDS
-    # datetime.now(UTC), not timezone.now(): the same instant, without a
-    # settings look-up for every event validated.
-    if utc > datetime.now(UTC) + timedelta(seconds=ahead):
+    # The clock as a float: the same instant as datetime.now(UTC), without
+    # building a datetime and a timedelta for every event validated.
+    if utc.timestamp() > time.time() + ahead:
         raise ValueError(f"is more than {ahead:g} s in the future")
     return moment
 

@@ -79,6 +79,24 @@ def test_a_time_outside_the_window_or_not_rfc3339_is_refused(time, words):
     assert words in messages(error)
 
 
+@pytest.mark.parametrize(
+    ("time", "microsecond", "offset_minutes"),
+    [
+        ("2024-06-01T12:00:00.123456789Z", 123456, 0),
+        ("2024-06-01t12:00:00.1234567+02:00", 123456, 120),
+        ("2024-06-01T12:00:00.5z", 500000, 0),
+        ("2024-06-01T12:00:00-03:30", 0, -210),
+    ],
+)
+def test_finer_fractions_than_microseconds_are_cut_not_refused(
+    time, microsecond, offset_minutes
+):
+    moment = validate_event(make_envelope(time=time)).envelope.time
+    assert moment.microsecond == microsecond
+    assert (moment.year, moment.month, moment.day, moment.second) == (2024, 6, 1, 0)
+    assert moment.utcoffset() == timedelta(minutes=offset_minutes)
+
+
 def test_the_future_window_is_configurable(settings):
     soon = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
     later = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
