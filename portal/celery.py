@@ -25,8 +25,10 @@ if _is_worker_command():
     os.environ["PORTAL_PROCESS_KIND"] = "worker"
 
 from portal.messaging.amqp_reads import amqp_reads_install  # noqa: E402
+from portal.messaging.json_codec import json_codec_install  # noqa: E402
 
 amqp_reads_install()
+json_codec_install()
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
