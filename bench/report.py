@@ -979,7 +979,8 @@ class Report:
             return []
         raw = "spy-worker-ours.raw"
         inside = self._share(raw, ("subscriber_tasks.py", "apply_events ("))
-        decode = self._share(raw, "json/decoder.py", leaf=True)
+        # orjson's C code shows as its caller, the portal's codec.
+        decode = self._share(raw, ("json/decoder.py", "json_codec.py"), leaf=True)
         ipc = self._share(raw, PIPES, leaf=True)
         alone = self.consumer_profile.get("rate", float("nan"))
         return [
@@ -987,8 +988,9 @@ class Report:
             f"({ours:,.0f} vs {bare:,.0f} events/s). {inside:.0%} of the "
             "worker's CPU samples are inside the task; the rest is Celery's "
             f"per-message work: decoding each body twice ({decode:.0%} in the "
-            "JSON decoder: once in the main process to build the request, once "
-            "in the pool process to call the task) and the hand-off through "
+            "JSON decoder, orjson through `json_codec`: once in the main "
+            "process to check its shape and build the request, once in the "
+            "pool process to call the task) and the hand-off through "
             f"the pool's pipe ({ipc:.0%}). Inside the task, the events are "
             "validated against their contract and inserted with `ON CONFLICT "
             "DO NOTHING` through `jsonb_to_recordset`, pipelined in chunks; "

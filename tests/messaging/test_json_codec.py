@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from kombu.exceptions import DecodeError
 from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
@@ -68,8 +69,8 @@ def test_kombus_type_markers_still_become_dates_uuids_and_decimals():
 def test_the_installed_decoder_is_ours_and_bad_bodies_still_fail_as_before():
     content_type = "application/json"
     assert loads(b'{"a": 1}', content_type, "utf-8") == {"a": 1}
-    with pytest.raises(Exception) as ours:
+    with pytest.raises(DecodeError) as ours:
         loads(b'{"a": ', content_type, "utf-8")
-    with pytest.raises(Exception) as theirs:
+    with pytest.raises(ValueError, match="Expecting value") as theirs:
         kombu_json.loads(b'{"a": ')
     assert str(theirs.value) in str(ours.value)
