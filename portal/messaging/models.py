@@ -354,10 +354,6 @@ class EventHop(models.Model):
             self.log_id_last = self.log_id
         super().save(*args, **kwargs)
 
-    @property
-    def events(self) -> int:
-        return self.log_id_last - self.log_id + 1
-
 
 class RelayHeartbeat(models.Model):
     """When each relay last finished a pass: what "the relay is alive" means.
