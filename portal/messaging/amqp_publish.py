@@ -16,6 +16,7 @@ nothing else publishes events (see ``portal/messaging/README.md``).
 """
 
 import contextlib
+import functools
 import logging
 import socket
 import struct
@@ -310,22 +311,38 @@ def publish_frames(channel_id: int, frame_max: int, message: OutgoingMessage) ->
     """The frames of ``basic.publish`` for ``message``: the method, the
     content header (persistent, the message's properties) and the body in
     frames of at most ``frame_max`` bytes."""
-    arguments = (
-        struct.pack(">HHH", _BASIC_CLASS, _BASIC_PUBLISH, 0)
-        + _shortstr(message.exchange)
-        + _shortstr(message.routing_key)
-        + (b"\x01" if message.mandatory else b"\x00")
-    )
     body = message.body
-    header = struct.pack(">HHQ", _BASIC_CLASS, 0, len(body)) + _properties(message)
+    header = _HEADER_START + struct.pack(">Q", len(body)) + _properties(message)
     parts = [
-        _frame(_FRAME_METHOD, channel_id, arguments),
-        _frame(_FRAME_HEADER, channel_id, header),
+        _method_frame(
+            channel_id, message.exchange, message.routing_key, message.mandatory
+        ),
+        struct.pack(">BHI", _FRAME_HEADER, channel_id, len(header)),
+        header,
+        _FRAME_END,
     ]
     chunk = frame_max - 8
     for start in range(0, len(body), chunk):
-        parts.append(_frame(_FRAME_BODY, channel_id, body[start : start + chunk]))
+        part = body[start : start + chunk] if len(body) > chunk else body
+        parts += (struct.pack(">BHI", _FRAME_BODY, channel_id, len(part)), part)
+        parts.append(_FRAME_END)
     return b"".join(parts)
+
+
+_HEADER_START = struct.pack(">HH", _BASIC_CLASS, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _method_frame(channel_id: int, exchange: str, routing_key: str, mandatory: bool):
+    """``basic.publish``'s method frame: the same for every message to one
+    exchange and routing key (a relay sends thousands alike)."""
+    arguments = (
+        struct.pack(">HHH", _BASIC_CLASS, _BASIC_PUBLISH, 0)
+        + _shortstr(exchange)
+        + _shortstr(routing_key)
+        + (b"\x01" if mandatory else b"\x00")
+    )
+    return _frame(_FRAME_METHOD, channel_id, arguments)
 
 
 def _frame(kind: int, channel_id: int, payload: bytes) -> bytes:
@@ -339,34 +356,145 @@ def _shortstr(value: str) -> bytes:
     return bytes((len(encoded),)) + encoded
 
 
+_PROPERTY_FLAG = {
+    name: 1 << (15 - index) for index, (name, _) in enumerate(_PROPERTY_TYPES)
+}
+_PROPERTY_KIND = dict(_PROPERTY_TYPES)
+_EMPTY_TABLE = b"\x00\x00\x00\x00"
+# py-amqp writes an int as 'I' (32 bits) within these bounds, else as 'L'.
+_INT_MIN, _INT_MAX = -2147483647, 2147483647
+
+
+class _Unencoded(ValueError):
+    """A value this module leaves to py-amqp's encoder."""
+
+
 def _properties(message: OutgoingMessage) -> bytes:
-    """The property flags and list of the content header. Short strings,
-    octets and an empty header table are encoded here; a message with
-    headers (a task message: a few per pass) or other kinds of values is
-    encoded by py-amqp."""
-    values = {
-        "content_type": message.content_type,
-        "content_encoding": message.content_encoding,
-        "application_headers": message.headers,
-        "delivery_mode": 2,
-        **message.properties,
-    }
-    flags = 0
-    encoded: list[bytes] = []
-    for index, (name, kind) in enumerate(_PROPERTY_TYPES):
-        value = values.get(name)
-        if value is None:
-            continue
-        flags |= 1 << (15 - index)
-        if kind == "s" and isinstance(value, str):
-            encoded.append(_shortstr(value))
-        elif kind == "o" and isinstance(value, int):
-            encoded.append(bytes((value,)))
-        elif kind == "F" and value == {}:
-            encoded.append(b"\x00\x00\x00\x00")
-        else:
-            return _amqp_message(message)._serialize_properties()
+    """The property flags and list of the content header, as py-amqp writes
+    them. Encoded here for the kinds of values the portal sends (strings,
+    octets, header tables of strings, numbers, lists and tables); anything
+    else is encoded by py-amqp."""
+    try:
+        flags, lead = _leading_properties(
+            message.content_type, message.content_encoding
+        )
+        encoded = [lead]
+        if message.headers is not None:
+            flags |= _PROPERTY_FLAG["application_headers"]
+            encoded.append(_table(message.headers) if message.headers else _EMPTY_TABLE)
+        encoded.append(b"\x02")  # delivery_mode: persistent
+        properties = message.properties
+        if properties:
+            for name, flag, kind in _in_property_order(tuple(properties)):
+                value = properties[name]
+                if value is not None:
+                    flags |= flag
+                    encoded.append(_property(kind, value))
+    except _Unencoded:
+        return _amqp_message(message)._serialize_properties()
     return struct.pack(">H", flags) + b"".join(encoded)
+
+
+@functools.lru_cache(maxsize=256)
+def _leading_properties(
+    content_type: str | None, content_encoding: str | None
+) -> tuple[int, bytes]:
+    """The flags (``delivery_mode``'s included) and encoding of the content
+    type and encoding, which most messages share."""
+    flags = _PROPERTY_FLAG["delivery_mode"]
+    encoded = b""
+    if content_type is not None:
+        flags |= _PROPERTY_FLAG["content_type"]
+        encoded += _shortstr(content_type)
+    if content_encoding is not None:
+        flags |= _PROPERTY_FLAG["content_encoding"]
+        encoded += _shortstr(content_encoding)
+    return flags, encoded
+
+
+@functools.lru_cache(maxsize=256)
+def _in_property_order(names: tuple[str, ...]) -> list[tuple[str, int, str]]:
+    """(name, flag, kind) of the AMQP properties among ``names``, in the
+    order the header lists them (other names are not properties)."""
+    return sorted(
+        (
+            (name, _PROPERTY_FLAG[name], _PROPERTY_KIND[name])
+            for name in names
+            if name in _PROPERTY_FLAG
+        ),
+        key=lambda entry: -entry[1],
+    )
+
+
+def _property(kind: str, value: Any) -> bytes:
+    if kind == "s" and isinstance(value, str):
+        return _shortstr(value)
+    if kind == "o" and isinstance(value, int) and 0 <= value <= 255:
+        return bytes((value,))
+    if kind == "F" and isinstance(value, dict):
+        return _table(value)
+    raise _Unencoded(kind)
+
+
+def _table(table: dict[str, Any]) -> bytes:
+    parts: list[bytes] = []
+    for key, value in table.items():
+        if not isinstance(key, str):
+            raise _Unencoded("table key")
+        name = key.encode("utf-8", "surrogatepass")
+        if len(name) > 255:
+            raise _Unencoded("table key over 255 bytes")
+        parts.append(bytes((len(name),)) + name)
+        parts.append(_item(value))
+    data = b"".join(parts)
+    return struct.pack(">I", len(data)) + data
+
+
+def _item(value: Any) -> bytes:
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")
+    if isinstance(value, bytes):
+        return b"S" + struct.pack(">I", len(value)) + value
+    if isinstance(value, bool):
+        return b"t\x01" if value else b"t\x00"
+    if isinstance(value, float):
+        return b"d" + struct.pack(">d", value)
+    if isinstance(value, int):
+        if _INT_MIN <= value <= _INT_MAX:
+            return b"I" + struct.pack(">i", value)
+        return b"L" + struct.pack(">q", value)
+    if value is None:
+        return b"V"
+    if isinstance(value, dict):
+        return b"F" + _table(value)
+    if isinstance(value, list | tuple):
+        data = _array(value)
+        return b"A" + struct.pack(">I", len(data)) + data
+    raise _Unencoded(type(value).__name__)
+
+
+def _array(values: list | tuple) -> bytes:
+    """An array's items. A relay's task message carries a log id and a
+    commit time per event: lists of ints and of floats are written with a
+    few slice assignments rather than an item at a time."""
+    count = len(values)
+    if count > 8:
+        kinds = {type(value) for value in values}
+        if kinds == {int} and min(values) >= _INT_MIN and max(values) <= _INT_MAX:
+            return _strided(b"I", struct.pack(f">{count}i", *values), 4, count)
+        if kinds == {float}:
+            return _strided(b"d", struct.pack(f">{count}d", *values), 8, count)
+    return b"".join(_item(value) for value in values)
+
+
+def _strided(tag: bytes, packed: bytes, width: int, count: int) -> bytes:
+    """``tag`` before each ``width``-byte item of ``packed``."""
+    stride = width + 1
+    out = bytearray(stride * count)
+    out[0::stride] = tag * count
+    for offset in range(width):
+        out[offset + 1 :: stride] = packed[offset::width]
+    return bytes(out)
 
 
 def _amqp_message(message: OutgoingMessage) -> amqp.Message:

@@ -93,6 +93,38 @@ ENVELOPE = {
             ),
             id="empty body",
         ),
+        pytest.param(
+            OutgoingMessage(
+                exchange="portal.tasks",
+                routing_key="feed",
+                body=b"[]",
+                content_type="application/json",
+                headers={
+                    "log_ids": list(range(2_147_483_600, 2_147_483_700)),
+                    "logged_at": [1_764_500_000.125 + n / 7 for n in range(1000)],
+                    "negative": [-2_147_483_647, -2_147_483_648, 0, *range(10)],
+                    "mixed": [1, 2.5, "three", None, True, False, {"k": [1]}] * 2,
+                    "nested": {"a": {"b": [1, 2, 3]}, "é": "ü", "raw": b"\x00\xff"},
+                    "big": 2**40,
+                    "flag": True,
+                    "nothing": None,
+                },
+                properties={"priority": 9, "timestamp": None, "unknown": "x"},
+            ),
+            id="headers of every kind a task message carries",
+        ),
+        pytest.param(
+            OutgoingMessage(
+                exchange="portal.tasks",
+                routing_key="feed",
+                body=b"[]",
+                content_type="application/json",
+                content_encoding=None,  # type: ignore[arg-type]
+                headers={"when": __import__("datetime").datetime(2026, 11, 30)},
+                properties={"timestamp": 1_764_500_000, "type": "t"},
+            ),
+            id="values left to py-amqp",
+        ),
     ],
 )
 def test_the_frames_are_those_py_amqp_writes(message):
