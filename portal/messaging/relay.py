@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import psycopg
@@ -47,6 +48,7 @@ class Relay:
         grace: float | None = None,
         interval: float | None = None,
         batch_size: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self.grace = timedelta(
             seconds=settings.OUTBOX_RELAY_GRACE_SECONDS if grace is None else grace
@@ -55,6 +57,7 @@ class Relay:
             settings.OUTBOX_RELAY_INTERVAL_SECONDS if interval is None else interval
         )
         self.batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+        self.threads = threads or settings.OUTBOX_RELAY_THREADS
         self.stopping = threading.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = timezone.now()
@@ -71,13 +74,47 @@ class Relay:
 
     def drain(self) -> int:
         """Route overdue rows until none is left or the broker fails."""
+        if self._concurrent():
+            return self._catch_up(notified=False)
+        return self._drain_serially(notified=False)
+
+    def _drain_serially(self, *, notified: bool) -> int:
         total = 0
         while not self.stopping.is_set():
-            result = self.run_once()
+            result = self.run_once(notified=notified)
             total += result.sent
             if result.failed or result.sent < self.batch_size:
                 break
         return total
+
+    def _concurrent(self) -> bool:
+        # SQLite (the embedded default) takes one writer at a time; inside a
+        # caller's transaction, the passes belong to that transaction.
+        default = connections["default"]
+        return (
+            self.threads > 1
+            and default.vendor == "postgresql"
+            and not default.in_atomic_block
+        )
+
+    def _catch_up(self, *, notified: bool) -> int:
+        """A backlog: ``threads`` passes in flight at once, until one of them
+        takes less than a batch or fails. Each thread has its own database
+        and broker connection, and ``SKIP LOCKED`` gives each its own rows,
+        so one pass's SELECT, UPDATE and commit and another's confirms
+        overlap the relay's own work on a third."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="relay-pass") as pool:
+            return sum(pool.map(self._drain_in_thread, [notified] * self.threads))
+
+    def _drain_in_thread(self, notified: bool) -> int:
+        try:
+            return self._drain_serially(notified=notified)
+        except Exception:
+            logger.exception("Relay pass failed (database?)")
+            return 0
+        finally:
+            publisher_reset()
+            connections.close_all()
 
     def run_forever(self) -> None:
         """Loop until stopped, backing off (iteratively) while the broker fails."""
@@ -116,7 +153,12 @@ class Relay:
                     continue
                 failures = 0
                 if result.sent >= self.batch_size:
-                    continue  # more is waiting: go again at once
+                    # More is waiting: catch up, then go again at once (a
+                    # failure meanwhile is met again by the next pass).
+                    if self._concurrent():
+                        caught_up = self._catch_up(notified=notified)
+                        logger.info("Relayed %d event(s)", caught_up)
+                    continue
                 if listener is not None:
                     notified = listener.wait(self.interval)
                     if notified:

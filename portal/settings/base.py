@@ -312,6 +312,9 @@ OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", defau
 # Rows one relay pass locks and routes; bigger passes spread the SELECT and
 # UPDATE round trips over more events (bench/results/latest.md measures it).
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=2000)
+# Passes a relay keeps in flight while it catches up a backlog (PostgreSQL
+# only): one pass's database and broker round trips overlap another's work.
+OUTBOX_RELAY_THREADS = env.int("OUTBOX_RELAY_THREADS", default=2)
 # Mode "thread": the background publisher gathers the commits of this many
 # milliseconds into one publish (a lone commit waits at most this long).
 # Mode "notify": it NOTIFYs at once, then at most once per this many ms.

@@ -192,3 +192,42 @@ def test_commits_within_the_coalescing_window_share_one_publish(broker, settings
             broker.drain_events(timeout=1)
     assert [sorted(ids) for ids in messages] == [sorted(r.event_id for r in rows)]
     assert set(LoggedEvent.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_backlog_is_caught_up_by_passes_in_flight_at_once(
+    broker, settings, monkeypatch
+):
+    """``drain`` keeps ``threads`` passes in flight: each has its own rows
+    (SKIP LOCKED) and connections, and every row is routed exactly once."""
+    from portal.messaging import relay as relay_module
+
+    settings.FEED_EVENTS_PER_MESSAGE = 10
+    expected = emit_renames(400)
+    met = threading.Barrier(2, timeout=10)
+    passes: Counter = Counter()
+    route = relay_module.route_pending
+
+    def two_at_once(**options):
+        thread = threading.get_ident()
+        if not passes[thread]:
+            met.wait()  # both threads' first passes are in flight together
+        passes[thread] += 1
+        return route(**options)
+
+    monkeypatch.setattr(relay_module, "route_pending", two_at_once)
+    assert Relay(grace=0, batch_size=25, threads=2).drain() == 400
+    assert len(passes) == 2
+    assert threading.get_ident() not in passes  # not the caller's thread
+    published = Counter(drain_event_ids(broker))
+    assert set(published) == set(expected)
+    assert max(published.values()) == 1
+    assert LoggedEvent.objects.filter(status="pending").count() == 0
+
+
+def test_inside_a_transaction_the_passes_stay_in_it(broker):
+    emit_renames(30)
+    with transaction.atomic():
+        assert Relay(grace=0, batch_size=10, threads=2).drain() == 30
+        assert LoggedEvent.objects.filter(status="sent").count() == 30
+        transaction.set_rollback(True)
+    assert LoggedEvent.objects.filter(status="pending").count() == 30

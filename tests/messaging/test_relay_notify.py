@@ -49,8 +49,8 @@ def start_relay():
     notification (its poll publishes only older ones)."""
     started = []
 
-    def start(interval: float) -> Relay:
-        relay = Relay(grace=60, interval=interval)
+    def start(interval: float, **options) -> Relay:
+        relay = Relay(grace=60, interval=interval, **options)
 
         def run() -> None:
             try:
@@ -148,3 +148,24 @@ def test_under_a_stream_of_commits_passes_are_spaced_by_the_gap(
     assert len(set(sent.values())) == 2
     assert len({sent[event_id] for event_id in rest[1:]}) == 1
     assert sorted(drain_event_ids(broker)) == sorted(first + rest)
+
+
+def test_a_notified_backlog_is_caught_up_by_concurrent_passes(
+    start_relay, broker, monkeypatch
+):
+    from portal.messaging import relay as relay_module
+
+    route = relay_module.route_pending
+    passes_by: set[str] = set()
+
+    def recorded(**options):
+        passes_by.add(threading.current_thread().name)
+        return route(**options)
+
+    monkeypatch.setattr(relay_module, "route_pending", recorded)
+    start_relay(interval=30, batch_size=20, threads=2)
+    expected = emit_renames(500)  # one commit, 25 batches
+    wait_for(lambda: _pending() == 0, timeout=20, what="the backlog routed")
+    assert sorted(drain_event_ids(broker)) == sorted(expected)
+    # After a full pass the relay's own thread handed the backlog to two.
+    assert len({name for name in passes_by if name.startswith("relay-pass")}) == 2
