@@ -78,12 +78,16 @@ class Relay:
             return self._catch_up(notified=False)
         return self._drain_serially(notified=False)
 
-    def _drain_serially(self, *, notified: bool) -> int:
+    def _drain_serially(self, *, notified: bool, until: float | None = None) -> int:
+        """Passes until one takes less than a batch, fails, or ends after
+        ``until`` (a ``time.monotonic()`` deadline)."""
         total = 0
         while not self.stopping.is_set():
             result = self.run_once(notified=notified)
             total += result.sent
             if result.failed or result.sent < self.batch_size:
+                break
+            if until is not None and time.monotonic() >= until:
                 break
         return total
 
@@ -97,18 +101,22 @@ class Relay:
             and not default.in_atomic_block
         )
 
-    def _catch_up(self, *, notified: bool) -> int:
+    def _catch_up(self, *, notified: bool, until: float | None = None) -> int:
         """A backlog: ``threads`` passes in flight at once, until one of them
-        takes less than a batch or fails. Each thread has its own database
-        and broker connection, and ``SKIP LOCKED`` gives each its own rows,
-        so one pass's SELECT, UPDATE and commit and another's confirms
-        overlap the relay's own work on a third."""
+        takes less than a batch or fails (or ``until``). Each thread has its
+        own database and broker connection, and ``SKIP LOCKED`` gives each
+        its own rows, so one pass's SELECT, UPDATE and commit and another's
+        confirms overlap the relay's own work on a third."""
         with ThreadPoolExecutor(self.threads, thread_name_prefix="relay-pass") as pool:
-            return sum(pool.map(self._drain_in_thread, [notified] * self.threads))
+            passes = [
+                pool.submit(self._drain_in_thread, notified, until)
+                for _ in range(self.threads)
+            ]
+            return sum(future.result() for future in passes)
 
-    def _drain_in_thread(self, notified: bool) -> int:
+    def _drain_in_thread(self, notified: bool, until: float | None) -> int:
         try:
-            return self._drain_serially(notified=notified)
+            return self._drain_serially(notified=notified, until=until)
         except Exception:
             logger.exception("Relay pass failed (database?)")
             return 0
@@ -155,8 +163,12 @@ class Relay:
                 if result.sent >= self.batch_size:
                     # More is waiting: catch up, then go again at once (a
                     # failure meanwhile is met again by the next pass).
+                    # Back to the loop at the heartbeat's pace, for its duties.
                     if self._concurrent():
-                        caught_up = self._catch_up(notified=notified)
+                        caught_up = self._catch_up(
+                            notified=notified,
+                            until=time.monotonic() + settings.RELAY_HEARTBEAT_SECONDS,
+                        )
                         logger.info("Relayed %d event(s)", caught_up)
                     continue
                 if listener is not None:

@@ -231,3 +231,26 @@ def test_inside_a_transaction_the_passes_stay_in_it(broker):
         assert LoggedEvent.objects.filter(status="sent").count() == 30
         transaction.set_rollback(True)
     assert LoggedEvent.objects.filter(status="pending").count() == 30
+
+
+def test_a_catch_up_hands_back_to_the_relay_loop_at_its_deadline(
+    broker, settings, monkeypatch
+):
+    """The relay's loop beats its heartbeat between catch-ups: one long
+    backlog must not silence it (the relay-silent alert)."""
+    from portal.messaging import relay as relay_module
+
+    emit_renames(200)
+    route = relay_module.route_pending
+
+    def slow(**options):
+        time.sleep(0.1)
+        return route(**options)
+
+    monkeypatch.setattr(relay_module, "route_pending", slow)
+    relay = Relay(grace=0, batch_size=5, threads=2)
+    started = time.monotonic()
+    routed = relay._catch_up(notified=False, until=started + 0.5)
+    assert 0 < routed < 200
+    assert time.monotonic() - started < 2
+    assert LoggedEvent.objects.filter(status="pending").count() == 200 - routed
