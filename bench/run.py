@@ -107,12 +107,23 @@ def purge_queues() -> None:
     from kombu import Connection
 
     from portal.messaging import topology
+    from portal.messaging.subscriptions import subscriptions
 
     with Connection(os.environ["CELERY_BROKER_URL"]) as conn:
         conn.ensure_connection(max_retries=3)
         topology.declare(conn)
         topology.declare_ingest(conn)
-    ours = ("feed", "feed.dead", topology.ingest_queue_name())
+    # Every subscriber's queues: the relay routes employee.* events to the
+    # onboarding subscribers too, and nothing consumes them here; left
+    # alone they would grow by every run (and RabbitMQ's memory with them).
+    ours = (
+        *(
+            name
+            for subscription in subscriptions()
+            for name in (subscription.queue, subscription.dead_letter_queue)
+        ),
+        topology.ingest_queue_name(),
+    )
     connection, channel = broker_channel()
     try:
         for name in (*ours, *BENCH_QUEUES):
