@@ -1,5 +1,7 @@
 """The pipelined publisher writes its own frames: byte for byte py-amqp's."""
 
+from datetime import UTC, datetime
+
 import amqp
 import pytest
 from amqp.method_framing import frame_writer
@@ -41,6 +43,17 @@ def amqp_frames(channel_id: int, message: OutgoingMessage) -> bytes:
     )
     write_frame(1, channel_id, Basic.Publish, arguments, content)
     return bytes(transport.written)
+
+
+def to_feed(**fields) -> OutgoingMessage:
+    """A task message for the feed's queue, with ``fields``."""
+    return OutgoingMessage(
+        exchange="portal.tasks",
+        routing_key="feed",
+        body=b"[]",
+        content_type="application/json",
+        **fields,
+    )
 
 
 ENVELOPE = {
@@ -94,11 +107,7 @@ ENVELOPE = {
             id="empty body",
         ),
         pytest.param(
-            OutgoingMessage(
-                exchange="portal.tasks",
-                routing_key="feed",
-                body=b"[]",
-                content_type="application/json",
+            to_feed(
                 headers={
                     "log_ids": list(range(2_147_483_600, 2_147_483_700)),
                     "logged_at": [1_764_500_000.125 + n / 7 for n in range(1000)],
@@ -114,13 +123,9 @@ ENVELOPE = {
             id="headers of every kind a task message carries",
         ),
         pytest.param(
-            OutgoingMessage(
-                exchange="portal.tasks",
-                routing_key="feed",
-                body=b"[]",
-                content_type="application/json",
-                content_encoding=None,  # type: ignore[arg-type]
-                headers={"when": __import__("datetime").datetime(2026, 11, 30)},
+            to_feed(
+                content_encoding=None,
+                headers={"when": datetime(2026, 11, 30, tzinfo=UTC)},
                 properties={"timestamp": 1_764_500_000, "type": "t"},
             ),
             id="values left to py-amqp",
