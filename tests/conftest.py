@@ -28,14 +28,25 @@ def real_stack_available() -> bool:
     )
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def skip_unless_local(reason: str) -> None:
+    """Skip a test whose components this machine lacks; in CI (``CI=true``)
+    fail it instead, so that no real-stack or browser test is skipped there."""
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
 def pytest_collection_modifyitems(config, items):
     if real_stack_available():
         return
-    in_ci = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
     reason = "needs PostgreSQL and RabbitMQ: set DATABASE_URL and CELERY_BROKER_URL"
     for item in items:
         if "real_stack" in item.keywords:
-            if in_ci:
+            if in_ci():
                 item.add_marker(pytest.mark.usefixtures("_fail_without_real_stack"))
             else:
                 item.add_marker(pytest.mark.skip(reason=reason))
@@ -118,7 +129,7 @@ def feed_worker(  # the feed's and the audit subscriber's queues
     """A real Celery worker consuming every subscriber's queue (the feed's
     and the tests' audit subscriber's) for the whole session."""
     if not real_stack_available():
-        pytest.skip("needs the real stack")
+        skip_unless_local("the real stack is not configured")
     with django_db_blocker.unblock():
         env = worker_env()
     worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")

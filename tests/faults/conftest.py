@@ -14,7 +14,7 @@ from bench.faults.scenarios import (
     remove_queues,
 )
 from portal.messaging.amqp_publish import publisher_reset
-from tests.conftest import real_stack_available
+from tests.conftest import real_stack_available, skip_unless_local
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def lab(tmp_path, settings) -> Iterator[Lab]:
     test's worker may take the scenario's messages), empty at the start and
     deleted after, and a directory for process logs."""
     if not real_stack_available():
-        pytest.skip("needs the real stack")
+        skip_unless_local("the real stack is not configured")
     for name, value in lab_queue_settings().items():
         setattr(settings, name, value)
     prepare_broker()
@@ -36,10 +36,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """A private three-node RabbitMQ cluster (``scripts/rabbitmq-cluster``)
     with node names and ports no other run uses; destroyed after."""
     if not rabbitmq_installed():
-        message = "needs RabbitMQ's programs (/usr/lib/rabbitmq/bin) for a cluster"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_local(
+            "RabbitMQ's programs (/usr/lib/rabbitmq/bin) for a cluster are missing"
+        )
     found = Cluster(
         directory=tmp_path_factory.mktemp("rabbitmq-cluster"),
         prefix=f"t{os.getpid()}n",
@@ -57,7 +56,7 @@ def cluster_lab(cluster, tmp_path, settings) -> Iterator[ClusterLab]:
     """A ``Lab`` on the cluster: this process and every process it starts on
     its URL list, queues on three nodes, empty at the start, deleted after."""
     if not real_stack_available():
-        pytest.skip("needs the real stack")
+        skip_unless_local("the real stack is not configured")
     for name, value in lab_settings(cluster).items():
         setattr(settings, name, value)
     publisher_reset()

@@ -10,7 +10,12 @@ import pytest
 from portal.messaging import topology
 from portal.testing.broker import queues_delete
 from portal.testing.urls import database_url, host_port
-from tests.conftest import WorkerProcess, real_stack_available, worker_env
+from tests.conftest import (
+    WorkerProcess,
+    real_stack_available,
+    skip_unless_local,
+    worker_env,
+)
 
 
 class TcpProxy:
@@ -138,7 +143,7 @@ def private_worker(tmp_path, settings) -> Iterator[Callable[..., WorkerProcess]]
     deleted after the test.
     """
     if not real_stack_available():
-        pytest.skip("needs the real stack")
+        skip_unless_local("the real stack is not configured")
     workers: list[WorkerProcess] = []
     prefixes: list[str] = []
 
