@@ -532,10 +532,8 @@ def bench_relay(report: Report, events: int, rounds: int = 1) -> list[dict]:
         start = time.perf_counter()
         sent = relay.drain()
         seconds = time.perf_counter() - start
-        own, cores = (
-            time.process_time() - own,
-            cores_used(before, kinds_cpu({}), seconds),
-        )
+        own = time.process_time() - own
+        cores = cores_used(before, kinds_cpu({}), seconds)
         if sent != events:
             raise RuntimeError(f"relay sent {sent} of {events}")
         cpu_us = {
