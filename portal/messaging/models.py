@@ -67,8 +67,12 @@ class LoggedEvent(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # An event is logged once per (source, id). The id leads, so the
+            # same index finds an event by its id alone (the journey page's
+            # search): every index here is written again by each row's
+            # routing UPDATE, so the log keeps no other.
             models.UniqueConstraint(
-                fields=["source", "event_id"], name="outbox_unique_event_per_source"
+                fields=["event_id", "source"], name="outbox_unique_event_id_source"
             )
         ]
         indexes = [
@@ -78,8 +82,6 @@ class LoggedEvent(models.Model):
                 name="outbox_pending_idx",
                 condition=models.Q(status="pending"),
             ),
-            # The journey page finds an event by its id alone.
-            models.Index(fields=["event_id"], name="outbox_event_id_idx"),
         ]
 
     def __str__(self) -> str:
