@@ -110,11 +110,13 @@ def employee_register(
     position = _clean(position, field="position", label="Position")
     email = _clean(email, field="email", label="Email").lower()
     _check_team(team, department)
-    # Emails are stored lower-cased, so an exact match uses the unique index.
-    if Employee.objects.filter(email=email).exists():
-        raise RegistrarError(f"{email} is already registered.", field="email")
+    # The unique index on the lower-cased email decides, whether the other
+    # registration committed long ago or a moment ago: no look-up first.
+    # No savepoint either: the failed insert ends in RegistrarError, which
+    # rolls back this function's transaction (or, inside a caller's, its
+    # savepoint) as a whole. Three round trips fewer per registration.
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             employee = Employee.objects.create(
                 full_name=full_name,
                 email=email,
@@ -124,7 +126,6 @@ def employee_register(
                 hired_on=hired_on or timezone.localdate(),
             )
     except IntegrityError:
-        # A concurrent registration of the same email won the race.
         raise RegistrarError(f"{email} is already registered.", field="email") from None
     entry = event_log_emit(
         type=EMPLOYEE_REGISTERED,

@@ -242,3 +242,67 @@ def test_a_logged_event_reads_back_as_it_was_emitted():
     assert stored.created_at == entry.created_at
     assert stored.logged_by == entry.logged_by != ""
     assert stored.origin == LoggedEvent.Origin.PORTAL
+
+
+def _stored_upper_case(email: str) -> None:
+    """An employee whose email is stored as typed, bypassing the service's
+    lower-casing (as a concurrent registration's row, not yet visible to
+    the service's check, would look to the unique index)."""
+    EmployeeFactory(email=email.upper())
+
+
+def test_a_registration_that_loses_the_race_for_its_email_stores_nothing():
+    department = DepartmentFactory()
+    _stored_upper_case("anna@example.com")
+    before = (Employee.objects.count(), LoggedEvent.objects.count())
+    with pytest.raises(RegistrarError) as raised:
+        employee_register(
+            full_name="Anna",
+            email="anna@example.com",
+            position="Engineer",
+            department=department,
+        )
+    assert raised.value.field == "email"
+    assert (Employee.objects.count(), LoggedEvent.objects.count()) == before
+
+
+def test_a_callers_transaction_goes_on_after_a_registration_lost_the_race():
+    department = DepartmentFactory()
+    _stored_upper_case("anna@example.com")
+    with transaction.atomic():
+        with pytest.raises(RegistrarError):
+            employee_register(
+                full_name="Anna",
+                email="anna@example.com",
+                position="Engineer",
+                department=department,
+            )
+        boris = employee_register(
+            full_name="Boris",
+            email="boris@example.com",
+            position="Engineer",
+            department=department,
+        )
+    assert Employee.objects.filter(pk=boris.pk).exists()
+    assert outbox_types() == ["employee.registered"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_registration_writes_in_one_transaction_without_reads_or_savepoints():
+    """The unique index, not a look-up, refuses a taken email (the tests
+    above), so a registration only writes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    department = DepartmentFactory()
+    with CaptureQueriesContext(connection) as queries:
+        employee_register(
+            full_name="Anna",
+            email="anna@example.com",
+            position="Engineer",
+            department=department,
+        )
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    assert "SAVEPOINT" not in statements, statements
+    assert "SELECT" not in statements, statements
+    assert Employee.objects.filter(email="anna@example.com").exists()
