@@ -17,11 +17,21 @@ wait in the buffer while the loop sleeps on the socket; connection errors
 mark the transport disconnected as before. TLS connections keep py-amqp's
 own reads. ``tests/messaging/test_amqp_reads.py`` checks frames split and
 joined at every boundary, and every test on RabbitMQ runs with it.
+
+``Connection.drain_events`` is replaced too (``drain_events``): py-amqp
+switches the socket's timeout on and back off around every frame it reads
+(four system calls a frame, twelve a message); this one switches once, takes
+every frame already whole in the buffer along with the first, and dispatches
+them in order once the socket's timeout is back — callbacks that write
+(an ack, a publish) never see the reading timeout. Frames not yet dispatched
+when a callback raises stay queued on the connection for its next drain.
 """
 
 import errno
 import struct
+from collections import deque
 
+from amqp import connection as amqp_connection
 from amqp import transport as amqp_transport
 from amqp.exceptions import UnexpectedFrame
 
@@ -73,9 +83,25 @@ def read_frame(self, unpack=None):
     end = _HEADER.size + size
     if len(buffer) <= end:
         buffer = _fill(self, buffer, end + 1, initial=False)
+    return _cut(self, buffer, frame_type, channel, end)
+
+
+def buffered_frame(transport) -> tuple[int, int, bytes] | None:
+    """The next frame if the buffer already holds all of it (no socket read)."""
+    buffer = transport._read_buffer
+    if len(buffer) < _HEADER.size:
+        return None
+    frame_type, channel, size = _HEADER.unpack_from(buffer)
+    end = _HEADER.size + size
+    if len(buffer) <= end:
+        return None
+    return _cut(transport, buffer, frame_type, channel, end)
+
+
+def _cut(transport, buffer: bytes, frame_type: int, channel: int, end: int):
     payload = buffer[_HEADER.size : end]
     frame_end = buffer[end]
-    self._read_buffer = buffer[end + 1 :]
+    transport._read_buffer = buffer[end + 1 :]
     if frame_end != _FRAME_END:
         raise UnexpectedFrame(
             f"Received frame_end {frame_end:#04x} while expecting 0xce"
@@ -83,6 +109,32 @@ def read_frame(self, unpack=None):
     return frame_type, channel, payload
 
 
+def drain_events(self, timeout=None) -> None:
+    """As py-amqp's ``Connection.drain_events``: dispatch frames until one
+    completes a method (or every frame at hand, if more), reading the socket
+    under ``timeout`` only when none is waiting."""
+    pending: deque = self.__dict__.setdefault("_frames_pending", deque())
+    transport = self.transport
+    batched = type(transport) is amqp_transport.TCPTransport
+    while True:
+        if not pending:
+            with transport.having_timeout(timeout):
+                pending.append(transport.read_frame())
+                while batched and (frame := buffered_frame(transport)) is not None:
+                    pending.append(frame)
+        completed = False
+        while pending:
+            # Taken off before dispatch: a callback that drains (a
+            # synchronous call) goes on from the next frame, and one that
+            # raises leaves the rest for the next drain.
+            if self.on_inbound_frame(pending.popleft()):
+                completed = True
+        if completed:
+            return
+
+
 def amqp_reads_install() -> None:
-    """Use ``read_frame`` for every plain-TCP py-amqp connection."""
+    """Use ``read_frame`` for every plain-TCP py-amqp connection, and
+    ``drain_events`` for every py-amqp connection."""
     amqp_transport.TCPTransport.read_frame = read_frame
+    amqp_connection.Connection.drain_events = drain_events

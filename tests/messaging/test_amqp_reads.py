@@ -5,6 +5,7 @@ import random
 import struct
 
 import pytest
+from amqp.connection import Connection
 from amqp.exceptions import UnexpectedFrame
 from amqp.transport import TCPTransport
 
@@ -34,6 +35,16 @@ class Socket:
         self.when_empty = when_empty
         self.calls = 0
 
+    timeout = None
+    timeout_switches = 0
+
+    def gettimeout(self):
+        return self.timeout
+
+    def settimeout(self, value):
+        self.timeout_switches += 1
+        self.timeout = value
+
     def recv(self, size):
         self.calls += 1
         if not self.chunks:
@@ -49,6 +60,7 @@ class Socket:
 
 def transport(sock) -> TCPTransport:
     t = TCPTransport.__new__(TCPTransport)
+    t.sock = sock
     t._read_buffer = b""
     t._quick_recv = sock.recv
     t.raise_on_initial_eintr = True
@@ -119,3 +131,73 @@ def test_the_celery_app_installs_it():
     import portal.celery  # noqa: F401
 
     assert TCPTransport.read_frame is amqp_reads.read_frame
+    assert Connection.drain_events is amqp_reads.drain_events
+
+
+def connection(sock, on_frame) -> Connection:
+    """A py-amqp connection on ``sock`` (no handshake), frames to ``on_frame``."""
+    conn = Connection.__new__(Connection)
+    conn._transport = transport(sock)
+    conn.on_inbound_frame = on_frame
+    return conn
+
+
+def completes(seen, sock):
+    """Records each frame with the socket's timeout at its dispatch; a
+    content body frame completes a method (as py-amqp's frame handler)."""
+
+    def on_frame(frame):
+        seen.append((frame, sock.timeout))
+        return frame[0] == 3
+
+    return on_frame
+
+
+def test_a_drain_dispatches_every_whole_frame_with_one_timeout_switch():
+    # The last frame is bigger than one read: it waits for the next drain.
+    sock = Socket([STREAM])
+    seen: list = []
+    conn = connection(sock, completes(seen, sock))
+    amqp_reads.drain_events(conn, timeout=0)
+    assert [frame for frame, _ in seen] == FRAMES[:-1]
+    # Switched to 0 and back once for all of them, and every callback ran
+    # with the socket as the caller left it (a write never meets the 0).
+    assert sock.timeout_switches == 2
+    assert {timeout for _, timeout in seen} == {None}
+    amqp_reads.drain_events(conn, timeout=0)
+    assert [frame for frame, _ in seen] == FRAMES
+
+
+def test_a_drain_reads_on_until_a_method_completes():
+    # Method and header frames first; the body arrives in a later read.
+    head, body = frame(*FRAMES[0]) + frame(*FRAMES[1]), frame(*FRAMES[2])
+    sock = Socket([head, body])
+    seen: list = []
+    amqp_reads.drain_events(connection(sock, completes(seen, sock)), timeout=0)
+    assert [f for f, _ in seen] == FRAMES[:3]
+
+
+def test_frames_left_when_a_callback_raises_come_first_in_the_next_drain():
+    sock = Socket([STREAM])
+    seen: list = []
+
+    def on_frame(frame):
+        seen.append(frame)
+        if len(seen) == 2:
+            raise RuntimeError("callback failed")
+        return frame[0] == 3
+
+    conn = connection(sock, on_frame)
+    with pytest.raises(RuntimeError):
+        amqp_reads.drain_events(conn, timeout=0)
+    reads = sock.calls
+    amqp_reads.drain_events(conn, timeout=0)
+    assert seen == FRAMES[:-1]
+    assert sock.calls == reads  # the rest came from the queue, not the socket
+
+
+def test_nothing_to_drain_is_a_timeout():
+    sock = Socket([])
+    with pytest.raises(TimeoutError):
+        amqp_reads.drain_events(connection(sock, completes([], sock)), timeout=0)
+    assert sock.timeout is None
