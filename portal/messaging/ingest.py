@@ -11,7 +11,6 @@ after that commit. From the log, the relay routes each event to every
 subscriber that wants it, like the portal's own.
 """
 
-import json
 import logging
 from collections import Counter
 from typing import Any
@@ -42,6 +41,7 @@ from .dead_letter_records import (
     dead_letters_store,
 )
 from .eventlog import event_log_accept_many
+from .json_codec import exact_loads
 from .models import DeadLetter, LoggedEvent
 from .sources import source_is_reserved
 from .topology import EVENTS_EXCHANGE, declare_ingest, ingest_queue
@@ -154,7 +154,7 @@ def ingest_decode(message) -> Event | DeadLetter:
         )
     else:
         try:
-            decoded = json.loads(body)
+            decoded = exact_loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             reason, error = REASON_NOT_JSON, str(exc)
         except RecursionError:

@@ -12,7 +12,7 @@ from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
 import portal.celery  # noqa: F401 - installs the codec, as every process does
-from portal.messaging.json_codec import message_loads
+from portal.messaging.json_codec import exact_loads, message_loads
 from portal.testing.events import cloud_event
 
 BODIES = [
@@ -21,6 +21,8 @@ BODIES = [
     b'{"a": 1.5, "b": [true, false, null], "c": "\\u00e9\\ud83d\\ude00"}',
     b'{"n": 123456789012345678901234567890}',  # beyond 64 bits
     b'{"n": 18446744073709551615, "m": -9223372036854775808}',  # 64 bits: orjson
+    b'{"m": -9223372036854775809}',  # 19 digits, below 64 bits signed
+    b'{"m": -9999999999999999999, "n": 9999999999999999999}',
     b'{"x": NaN, "y": -Infinity}',  # not JSON; the standard library reads it
     b'{"s": "\\udc00"}',  # an escaped unpaired surrogate
     '["\ud800"]',  # text holding an unpaired surrogate itself
@@ -44,6 +46,31 @@ def same(a, b) -> bool:
 @pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
 def test_every_body_decodes_as_kombus_own_decoder_reads_it(body):
     assert same(message_loads(body), kombu_json.loads(body))
+
+
+EVENT_BODIES = [
+    b'{"x": 1E400}',  # infinity for the standard library, refused by orjson
+    b'{"x": "\\ud800"}',
+    b'{"x": NaN}',
+    b'\xef\xbb\xbf{"x": 1}',  # a byte order mark
+    '{"x": "\u00e9"}'.encode("utf-16"),
+    b'{"m": -9223372036854775809, "n": 123456789012345678901234567890}',
+    b'{"__type__": "datetime", "__value__": "2026-01-01T00:00:00"}',  # no hook
+    json.dumps(cloud_event("employee.registered")).encode(),
+]
+
+
+@pytest.mark.parametrize("body", EVENT_BODIES, ids=range(len(EVENT_BODIES)))
+def test_an_event_body_decodes_as_the_standard_library_reads_it(body):
+    assert same(exact_loads(body), json.loads(body))
+
+
+@pytest.mark.parametrize("body", [b'{"x": 1,}', b"\xff{}", b"[" * 5000])
+def test_an_event_body_neither_reads_fails_with_the_standard_librarys_error(body):
+    with pytest.raises((ValueError, RecursionError)) as expected:
+        json.loads(body)
+    with pytest.raises(expected.type):
+        exact_loads(body)
 
 
 def test_a_body_too_deep_for_either_fails_as_kombus_own():
