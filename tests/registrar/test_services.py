@@ -251,17 +251,21 @@ def _stored_upper_case(email: str) -> None:
     EmployeeFactory(email=email.upper())
 
 
+def _register(email: str, department) -> Employee:
+    return employee_register(
+        full_name=email.split("@")[0].title(),
+        email=email,
+        position="Engineer",
+        department=department,
+    )
+
+
 def test_a_registration_that_loses_the_race_for_its_email_stores_nothing():
     department = DepartmentFactory()
     _stored_upper_case("anna@example.com")
     before = (Employee.objects.count(), LoggedEvent.objects.count())
     with pytest.raises(RegistrarError) as raised:
-        employee_register(
-            full_name="Anna",
-            email="anna@example.com",
-            position="Engineer",
-            department=department,
-        )
+        _register("anna@example.com", department)
     assert raised.value.field == "email"
     assert (Employee.objects.count(), LoggedEvent.objects.count()) == before
 
@@ -271,18 +275,8 @@ def test_a_callers_transaction_goes_on_after_a_registration_lost_the_race():
     _stored_upper_case("anna@example.com")
     with transaction.atomic():
         with pytest.raises(RegistrarError):
-            employee_register(
-                full_name="Anna",
-                email="anna@example.com",
-                position="Engineer",
-                department=department,
-            )
-        boris = employee_register(
-            full_name="Boris",
-            email="boris@example.com",
-            position="Engineer",
-            department=department,
-        )
+            _register("anna@example.com", department)
+        boris = _register("boris@example.com", department)
     assert Employee.objects.filter(pk=boris.pk).exists()
     assert outbox_types() == ["employee.registered"]
 
@@ -296,12 +290,7 @@ def test_a_registration_writes_in_one_transaction_without_reads_or_savepoints():
 
     department = DepartmentFactory()
     with CaptureQueriesContext(connection) as queries:
-        employee_register(
-            full_name="Anna",
-            email="anna@example.com",
-            position="Engineer",
-            department=department,
-        )
+        _register("anna@example.com", department)
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     assert "SAVEPOINT" not in statements, statements
     assert "SELECT" not in statements, statements
