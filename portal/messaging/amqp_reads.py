@@ -24,7 +24,7 @@ switches the socket's timeout on and back off around every frame it reads
 every frame already whole in the buffer along with the first, and dispatches
 them in order once the socket's timeout is back — callbacks that write
 (an ack, a publish) never see the reading timeout. Frames not yet dispatched
-when a callback raises stay queued on the connection for its next drain.
+when a callback raises stay queued on the transport for the next drain.
 """
 
 import errno
@@ -113,8 +113,9 @@ def drain_events(self, timeout=None) -> None:
     """As py-amqp's ``Connection.drain_events``: dispatch frames until one
     completes a method (or every frame at hand, if more), reading the socket
     under ``timeout`` only when none is waiting."""
-    pending: deque = self.__dict__.setdefault("_frames_pending", deque())
     transport = self.transport
+    # On the transport, as its read buffer: a reconnection starts afresh.
+    pending: deque = transport.__dict__.setdefault("_frames_pending", deque())
     batched = type(transport) is amqp_transport.TCPTransport
     while True:
         if not pending:

@@ -201,3 +201,21 @@ def test_nothing_to_drain_is_a_timeout():
     with pytest.raises(TimeoutError):
         amqp_reads.drain_events(connection(sock, completes([], sock)), timeout=0)
     assert sock.timeout is None
+
+
+def test_frames_pending_on_a_lost_transport_are_not_replayed_on_its_successor():
+    seen: list = []
+
+    def on_frame(frame):
+        seen.append(frame)
+        if len(seen) == 1:
+            raise OSError("connection lost")
+        return frame[0] == 3
+
+    conn = connection(Socket([STREAM]), on_frame)
+    with pytest.raises(OSError, match="connection lost"):
+        amqp_reads.drain_events(conn, timeout=0)
+    # Reconnected: a new transport, a new stream.
+    conn._transport = transport(Socket([frame(3, 1, b"after")]))
+    amqp_reads.drain_events(conn, timeout=0)
+    assert seen == [FRAMES[0], (3, 1, b"after")]
