@@ -808,6 +808,84 @@ def profile_consumer(report: Report, batches: int) -> None:
     log(f"  service alone, in-process: {len(items) / seconds:,.0f}/s")
 
 
+def consumer_database_cost(report: Report, batches: int, rounds: int = 3) -> None:
+    """PostgreSQL's CPU per event for the feed's write and for the bare
+    loop's, on the same events, measured on each one's backend (rounds
+    alternate; medians kept): ours is ``feed_events_apply`` in-process (the
+    feed's real cards, ``INSERT … ON CONFLICT DO NOTHING``), bare is
+    ``bench.bare``'s COPY of its rows, 1,000 a statement, in one transaction
+    per message as it commits. One worker writes through one backend, so
+    the first bounds what one worker can do whatever its Python costs."""
+    import psutil
+    from django.db import close_old_connections, connection
+
+    from bench import bare
+    from feed.services import feed_events_apply
+
+    def backend_cpu(conn) -> tuple[psutil.Process, float]:
+        (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+        process = psutil.Process(pid)
+        times = process.cpu_times()
+        return process, times.user + times.system
+
+    def used(process: psutil.Process, start: float) -> float:
+        times = process.cpu_times()
+        return times.user + times.system - start
+
+    per_message = _events_per_message()
+    items = list(data.envelopes(batches * per_message, seed=15))
+    chunks = [items[i : i + per_message] for i in range(0, len(items), per_message)]
+    runs: dict[str, list[dict]] = {"ours": [], "bare": []}
+    for _ in range(rounds):
+        truncate("feed_feedevent")
+        close_old_connections()
+        connection.ensure_connection()
+        process, start = backend_cpu(connection.connection)
+        began = time.perf_counter()
+        for chunk in chunks:
+            feed_events_apply(envelopes=chunk)
+        seconds = time.perf_counter() - began
+        cpu = used(process, start)
+        runs["ours"].append({"rate": len(items) / seconds, "cpu": cpu})
+        close_old_connections()
+
+        truncate("feed_feedevent")
+        with db_conn() as conn:
+            process, start = backend_cpu(conn)
+            began = time.perf_counter()
+            for chunk in chunks:
+                received = bare.received_at()
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(
+                        f"COPY feed_feedevent ({bare.COLUMNS}) FROM STDIN"
+                    ) as copy,
+                ):
+                    for envelope in chunk:
+                        copy.write_row(bare.row(envelope, received))
+                conn.commit()
+            seconds = time.perf_counter() - began
+            cpu = used(process, start)
+        runs["bare"].append({"rate": len(items) / seconds, "cpu": cpu})
+    report.consumer_database = {
+        key: {
+            "postgresql_us": sorted(r["cpu"] for r in results)[len(results) // 2]
+            / len(items)
+            * 1e6,
+            "rate": sorted(r["rate"] for r in results)[len(results) // 2],
+            "events": len(items),
+            "runs": results,
+        }
+        for key, results in runs.items()
+    }
+    truncate("feed_feedevent")
+    log(
+        "  PostgreSQL per event applied: ours "
+        f"{report.consumer_database['ours']['postgresql_us']:.1f} µs, bare COPY "
+        f"{report.consumer_database['bare']['postgresql_us']:.1f} µs"
+    )
+
+
 def profile_relay(report: Report, events: int) -> None:
     from django.db import close_old_connections
     from pyinstrument import Profiler
@@ -1640,6 +1718,7 @@ def main() -> None:
                 runs=args.rounds,
             )
             profile_consumer(report, 30 if q else 100)
+            consumer_database_cost(report, 10 if q else 50, rounds=args.rounds)
             if report.relay["rate"] < 20_000:
                 profile_relay(report, 5_000 if q else 20_000)
         if "ingest" not in skip:

@@ -190,3 +190,38 @@ def test_percentiles_interpolate_between_ranks_as_numpy_does():
     assert pct(values, 0) == 1.0
     assert pct(values, 100) == 5.0
     assert math.isnan(pct([], 50))
+
+
+def test_the_consumer_finding_bounds_the_worker_by_its_databases_cpu_per_event():
+    from bench.report import Report
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.consumer = {"ours": {"rate": 25_000.0}, "bare": {"rate": 50_000.0}}
+    report.consumer_database = {
+        "ours": {
+            "postgresql_us": 30.0,
+            "rate": 33_000.0,
+            "events": 1000,
+            "runs": [{"cpu": 0.031}, {"cpu": 0.030}, {"cpu": 0.029}],
+        },
+        "bare": {
+            "postgresql_us": 20.0,
+            "rate": 50_000.0,
+            "events": 1000,
+            "runs": [{"cpu": 0.020}, {"cpu": 0.021}, {"cpu": 0.019}],
+        },
+    }
+    [finding] = report._consumer_findings()
+    assert "30.0 µs for the feed's write, 20.0 µs for the bare loop's COPY" in finding
+    # One backend at 30 µs an event: 33,333/s at most, two thirds of bare's.
+    assert "holds it to 33,333 events/s — 67% of the bare loop's rate" in finding
+
+
+def test_without_the_database_measurement_the_consumer_finding_says_less():
+    from bench.report import Report
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.consumer = {"ours": {"rate": 25_000.0}, "bare": {"rate": 50_000.0}}
+    [finding] = report._consumer_findings()
+    assert "holds it to" not in finding
+    assert "PostgreSQL's share of the work is the larger one" in finding
