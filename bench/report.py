@@ -894,10 +894,10 @@ class Report:
     def _share(
         self, raw: str, needle: str | tuple[str, ...], leaf: bool = False
     ) -> float:
-        from .spy import share
-
         if not self.spy_dir:
             return float("nan")
+        from .spy import share  # bench dependencies: only with recordings
+
         return share(self.spy_dir / raw, needle, leaf=leaf)
 
     def findings(self) -> list[str]:
