@@ -2,8 +2,10 @@
 
 No validation, no framework: take what is ready from the queue, COPY the
 events straight into the feed table, commit, then ack everything up to the
-last message (``multiple=True``). Prints ``{"events": n, "seconds": s}``
-measured from the first message to the last commit.
+last message (``multiple=True``). The bench times it from outside, by the
+same probe as every other consumer (``bench.run.drain_rate``); it prints
+``{"events": n, "seconds": s}`` as it timed itself (first message to last
+commit) for a run by hand.
 """
 
 import argparse

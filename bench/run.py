@@ -34,6 +34,7 @@ os.environ["PYTHONPATH"] = str(ROOT) + (
 from bench import data, procs  # noqa: E402
 from bench.procs import BIN, PY, Proc, RssSampler, free_port, wait_port  # noqa: E402
 from bench.report import Report, c2v_add, rate_summary  # noqa: E402
+from bench.rows import RowProbe  # noqa: E402
 from bench.spy import Spy  # noqa: E402
 
 LOGS = Path(os.environ["PORTAL_VAR_DIR"]) / "bench-logs"
@@ -84,6 +85,10 @@ def truncate(*tables: str) -> None:
 
 def feed_count(conn) -> int:
     return conn.execute("SELECT count(*) FROM feed_feedevent").fetchone()[0]
+
+
+FEED_ROWS = RowProbe("feed_feedevent")
+LOG_ROWS = RowProbe("messaging_loggedevent")
 
 
 def broker_channel(patience: float = 60.0):
@@ -487,7 +492,7 @@ def drain_rate(
         first_at, first_count, cpu = None, 0, 0.0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            count = feed_count(conn)
+            count = FEED_ROWS.count(conn, expect)
             now = time.perf_counter()
             if first_at is None and count > 0:
                 first_at, first_count = now, count
@@ -757,7 +762,8 @@ def bare_drain(items: list[dict]) -> dict:
             pika.BasicProperties(delivery_mode=2, content_type="application/json"),
         )
     connection.close()
-    out = subprocess.run(
+    bare = Proc(
+        "bare",
         [
             PY,
             "-m",
@@ -771,15 +777,20 @@ def bare_drain(items: list[dict]) -> dict:
             "--expect",
             str(len(items)),
         ],
-        cwd=ROOT,
-        env=env(),
-        check=True,
-        capture_output=True,
-        text=True,
+        env(),
+        LOGS,
     )
-    bare = json.loads(out.stdout.strip().splitlines()[-1])
-    bare["rate"] = bare["events"] / bare["seconds"]
-    return bare
+    try:
+        # Timed as ours is, by the same probe: from the first row to the last.
+        result = drain_rate(len(items), bare)
+        bare.process.wait(timeout=60)
+    finally:
+        bare.stop()
+    if bare.process.returncode:
+        raise RuntimeError(f"bare consumer failed; see {bare.log_path}")
+    # It may have exited before its CPU was read.
+    result.pop("cpu_seconds", None)
+    return result
 
 
 def profile_consumer(report: Report, batches: int) -> None:
@@ -993,7 +1004,7 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
                                 ),
                                 Spy(relay.pid, LOGS / "spy-ingest-relay.raw", profile),
                             ]
-                elif feed_count(conn) >= n:
+                elif FEED_ROWS.count(conn, n) >= n:
                     seconds = now - first_at
                     for spy in spies:
                         spy.summary()  # waits for py-spy to write its file
@@ -1026,9 +1037,7 @@ def ingest_stages(bodies: list[bytes]) -> dict:
             first_at, cpu = None, 0.0
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
-                count = conn.execute(
-                    "SELECT count(*) FROM messaging_loggedevent"
-                ).fetchone()[0]
+                count = LOG_ROWS.count(conn, n)
                 now = time.perf_counter()
                 if first_at is None and count:
                     first_at, cpu = now, cpu_seconds(worker.pid)
@@ -1139,16 +1148,16 @@ def machine_cpu() -> float:
 
 
 def _scaled(
-    procs: list[Proc], count_sql: str, expect: int, timeout: float = 300
+    procs: list[Proc], rows: RowProbe, expect: int, timeout: float = 300
 ) -> dict:
-    """Rows/s as ``count_sql`` counts them, from the first to ``expect``,
+    """Rows/s as ``rows`` counts them, from the first to ``expect``,
     with the CPU ``procs`` and the whole machine used meanwhile."""
     with db_conn() as conn:
         conn.autocommit = True
         first_at, first_count, cpu, machine = None, 0, 0.0, 0.0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            count = conn.execute(count_sql).fetchone()[0]
+            count = rows.count(conn, expect)
             now = time.perf_counter()
             if first_at is None and count > 0:
                 first_at, first_count = now, count
@@ -1190,7 +1199,7 @@ def relays_drain(items: list[dict], processes: int) -> dict:
     try:
         return _scaled(
             relays,
-            "SELECT count(*) FROM messaging_loggedevent WHERE status = 'sent'",
+            RowProbe("messaging_loggedevent", "status = 'sent'"),
             len(items),
         )
     finally:
@@ -1217,7 +1226,7 @@ def workers_drain(items: list[dict], processes: int) -> dict:
         for i in range(processes)
     ]
     try:
-        return _scaled(workers, "SELECT count(*) FROM feed_feedevent", len(items))
+        return _scaled(workers, FEED_ROWS, len(items))
     finally:
         for worker in workers:
             worker.stop()
