@@ -22,6 +22,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,12 +54,14 @@ from .journey import (
     HEADER_REPAIR,
     BatchJourney,
     Hop,
+    Key,
     batch_journey_begin,
     batch_journey_end,
     event_key,
     hops_record,
     journey_enabled,
     log_rows_for,
+    log_rows_from_headers,
 )
 from .journey import now as journey_now
 from .metrics import histogram_observe_many
@@ -237,14 +240,29 @@ class _Batch:
         self.delivered_at = journey_now()
         self.started = time.perf_counter()
         self.finished = False
-        traces = {
-            trace_id_of(e.get("traceparent")) for e in events if isinstance(e, dict)
-        }
+        self._facts: _EventFacts | None = None
+        self.journey.prepare = self._prepare
         fields = event_log_fields(events[0]) if len(events) == 1 else {}
-        if len(traces) == 1:
-            fields["trace_id"] = traces.pop()
+        trace = _one_trace(events)
+        if trace is not None:
+            fields["trace_id"] = trace
         self._log = log_context(
             subscriber=subscription.name, task_id=request.id or "", **fields
+        )
+
+    def _prepare(self) -> None:
+        """What ``_record`` needs of each event whatever the outcome: its key,
+        its time and, from the router's headers, its log row (a requeued
+        message's are looked up in ``_record``)."""
+        request = self.task.request
+        self._facts = _EventFacts(
+            keys=[event_key(event) for event in self.events],
+            times=[_event_time(event) for event in self.events],
+            rows=log_rows_from_headers(
+                self.events,
+                _header(request, HEADER_LOG_IDS),
+                _header(request, HEADER_LOGGED_AT),
+            ),
         )
 
     def __enter__(self) -> "_Batch":
@@ -274,31 +292,34 @@ class _Batch:
     def _record(self, outcome: str, detail: str) -> None:
         name = self.subscription.name
         request = self.task.request
-        rows = log_rows_for(
-            self.events,
-            _header(request, HEADER_LOG_IDS),
-            _header(request, HEADER_LOGGED_AT),
-            lookup=journey_enabled() and outcome != EventHop.Outcome.RETRIED,
-        )
+        if self._facts is None:  # the subscriber never waited for a database
+            self._prepare()
+        assert self._facts is not None
+        rows = self._facts.rows
+        if rows is None:
+            rows = log_rows_for(
+                self.events,
+                None,
+                None,
+                lookup=journey_enabled() and outcome != EventHop.Outcome.RETRIED,
+            )
         finished_at = journey_now()
         now = finished_at.timestamp()
         hops: list[Hop] = []
         applied = duplicates = 0
         event_lags: list[float] = []
         commit_lags: list[float] = []
-        for index, event in enumerate(self.events):
-            key = event_key(event)
-            row = rows[index] if rows else None
+        dead, repeated = self.journey.dead, self.journey.duplicates
+        for key, at, row in zip(self._facts.keys, self._facts.times, rows, strict=True):
             event_outcome = outcome
             if outcome == EventHop.Outcome.APPLIED:
-                if key in self.journey.dead or key is None:
+                if key is None or key in dead:
                     continue  # its dead letter is its hop
-                if key in self.journey.duplicates:
+                if key in repeated:
                     event_outcome = EventHop.Outcome.DUPLICATE
                     duplicates += 1
                 else:
                     applied += 1
-                    at = _event_time(event)
                     if at is not None:
                         event_lags.append(max(0.0, now - at))
                     if row is not None:
@@ -327,6 +348,25 @@ class _Batch:
             process=process_label(),
             task_id=request.id or "",
         )
+
+
+@dataclass
+class _EventFacts:
+    keys: list[Key | None]
+    times: list[float | None]
+    rows: list[tuple[int, float] | None] | None
+
+
+def _one_trace(events: list[Any]) -> str | None:
+    """The trace id every event of the batch carries, if there is one (a
+    batch of one request's events); stops at the second it finds."""
+    found: set[str] = set()
+    for event in events:
+        if isinstance(event, dict):
+            found.add(trace_id_of(event.get("traceparent")))
+            if len(found) > 1:
+                return None
+    return found.pop() if found else None
 
 
 def _header(request: Any, name: str) -> Any:

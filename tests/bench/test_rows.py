@@ -46,10 +46,8 @@ def test_below_the_expected_count_the_probe_reads_the_highest_id(conn):
 def test_an_id_skipped_cannot_end_a_drain_early(conn):
     probe = RowProbe("probe_rows")
     _insert(conn, 3)
-    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
-        # Takes ids 4 and 5, then rolls back: ids now jump to 6.
-        conn.execute("ALTER TABLE probe_rows ADD CHECK (status <> 'bad')")
-        conn.execute("INSERT INTO probe_rows (status) VALUES ('new'), ('bad')")
+    with conn.transaction(force_rollback=True):
+        _insert(conn, 2)  # takes ids 4 and 5, then rolls back: ids jump to 6
     _insert(conn, 2)  # ids 6 and 7: the highest id says 7, there are 5 rows
     assert probe.count(conn, 7) == 5
     _insert(conn, 2)

@@ -152,3 +152,14 @@ def test_a_database_error_inside_the_pipeline_is_djangos_and_stores_nothing(
     assert DeadLetter.objects.count() == 0
     result = feed_events_apply(envelopes=batch)
     assert (result.created, result.dead_lettered) == (5, 1)
+
+
+def test_the_first_insert_chunk_is_a_quarter_of_the_others(settings):
+    """The database starts on the first chunk while the rest are validated."""
+    from feed.services import _chunks
+
+    settings.FEED_INSERT_CHUNK = 8
+    assert [len(chunk) for chunk in _chunks(iter(range(21)))] == [2, 8, 8, 3]
+    settings.FEED_INSERT_CHUNK = 1
+    assert [len(chunk) for chunk in _chunks(iter(range(3)))] == [1, 1, 1]
+    assert list(_chunks(iter([]))) == []

@@ -75,3 +75,23 @@ def test_a_batch_is_written_as_runs_and_each_event_finds_its_hop():
     for log_id in (99, 1600, 1701, 1705):
         assert not EventHop.objects.covering(log_id).exists()
     assert EventHop.objects.covering(1590, 1702).count() == 3
+
+
+def test_the_batch_bookkeeping_runs_once_when_the_subscriber_waits():
+    from portal.messaging.journey import (
+        BatchJourney,
+        batch_journey_begin,
+        batch_journey_end,
+        batch_journey_while_waiting,
+    )
+
+    calls = []
+    journey = BatchJourney("feed", prepare=lambda: calls.append(1))
+    batch_journey_while_waiting()  # no batch: nothing to do
+    token = batch_journey_begin(journey)
+    try:
+        batch_journey_while_waiting()
+        batch_journey_while_waiting()
+    finally:
+        batch_journey_end(token)
+    assert calls == [1]
