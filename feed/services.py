@@ -13,7 +13,7 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Field
+from django.db.models import Count, Field, UniqueConstraint
 from django.utils import timezone
 
 from portal.messaging.batches import batch_apply
@@ -110,7 +110,30 @@ def feed_events_apply(*, envelopes: Iterable[Any], repair: bool = False) -> Appl
     PostgreSQL each chunk's insert is sent without waiting for the previous
     one (pipeline mode), so the database works on one chunk while the next is
     validated, and the transaction commits once all are in.
+
+    On PostgreSQL the batch is first inserted as if every event were new,
+    which spares the database a look-up per event; if one is on the feed
+    already (a redelivery, a replay), that transaction is rolled back at the
+    first such event and the batch applied again, skipping those.
     """
+    envelopes = list(envelopes)
+    if not repair and connection.vendor == "postgresql":
+        try:
+            return _feed_events_apply(envelopes, repair=False, all_new=True)
+        except _AlreadyOnFeed:
+            pass
+    return _feed_events_apply(envelopes, repair=repair, all_new=False)
+
+
+class _AlreadyOnFeed(Exception):
+    """An event inserted as new is on the feed already: apply the batch again,
+    skipping such events. Not a database error, so that ``batch_apply``
+    rolls back instead of isolating the event as a refusal."""
+
+
+def _feed_events_apply(
+    envelopes: list[Any], *, repair: bool, all_new: bool
+) -> ApplyResult:
     refused: list[DeadLetter] = []
 
     def refuse(raw: Any, exc: Exception) -> None:
@@ -128,8 +151,10 @@ def feed_events_apply(*, envelopes: Iterable[Any], repair: bool = False) -> Appl
             dead_letters_store(refused)
 
     results = batch_apply(
-        list(envelopes),
-        apply=functools.partial(_feed_events_apply_part, repair=repair),
+        envelopes,
+        apply=functools.partial(
+            _feed_events_apply_part, repair=repair, all_new=all_new
+        ),
         refuse=refuse,
         finish=store_dead_letters,
     )
@@ -142,14 +167,14 @@ def feed_events_apply(*, envelopes: Iterable[Any], repair: bool = False) -> Appl
 
 
 def _feed_events_apply_part(
-    items: Sequence[Any], *, repair: bool = False
+    items: Sequence[Any], *, repair: bool = False, all_new: bool = False
 ) -> ApplyResult:
     """Apply envelopes inside the caller's transaction."""
     batch = _Batch(dead=[])
     rows = batch.valid_rows(items)
     kept: list[_Row] = []
     created, stored, ids = _feed_events_insert(
-        _chunks(rows), batch.dead, kept=kept, repair=repair
+        _chunks(rows), batch.dead, kept=kept, repair=repair, all_new=all_new
     )
     if stored > created and not repair:
         # None inserted (a replay, a redelivery): all were there; else ask.
@@ -298,6 +323,7 @@ def _feed_events_insert(
     *,
     kept: list[_Row] | None = None,
     repair: bool = False,
+    all_new: bool = False,
 ) -> tuple[int, int, list[int]]:
     """Insert the rows unless already on the feed: (how many were new, or
     with ``repair`` new or rewritten; how many were sent; the ids of those
@@ -310,6 +336,9 @@ def _feed_events_insert(
     string is far cheaper than one parameter per value), and the statements
     go out in pipeline mode: the next chunk is prepared while the database
     inserts the previous one. Rows holding U+0000 go to ``dead`` instead.
+
+    With ``all_new`` (PostgreSQL) the rows are inserted without ``ON
+    CONFLICT``: one that is on the feed already raises ``_AlreadyOnFeed``.
     """
     kept = kept if kept is not None else []
     if connection.vendor != "postgresql":
@@ -329,25 +358,30 @@ def _feed_events_insert(
             return len(rows), len(rows), []
         FeedEvent.objects.bulk_create(events, ignore_conflicts=True)
         return FeedEvent.objects.count() - before, len(rows), []
-    sql = _insert_sql(repair)
+    sql = _insert_sql(repair, all_new)
     now = timezone.now()
     _batch_time.set(now)
     stored = 0
     cursors = []
     connection.ensure_connection()
     raw_connection = connection.connection
-    with connection.wrap_database_errors, raw_connection.pipeline():
-        for chunk in chunks:
-            payload, storable = _payload(chunk, dead)
-            if not storable:
-                continue
-            cursor = psycopg.Cursor(raw_connection)
-            cursor.execute(sql, [now, payload])
-            cursors.append(cursor)
-            stored += len(storable)
-            kept.extend(storable)
-        # The database works through the last chunks meanwhile.
-        batch_journey_while_waiting()
+    try:
+        with connection.wrap_database_errors, raw_connection.pipeline():
+            for chunk in chunks:
+                payload, storable = _payload(chunk, dead)
+                if not storable:
+                    continue
+                cursor = psycopg.Cursor(raw_connection)
+                cursor.execute(sql, [now, payload])
+                cursors.append(cursor)
+                stored += len(storable)
+                kept.extend(storable)
+            # The database works through the last chunks meanwhile.
+            batch_journey_while_waiting()
+    except IntegrityError as exc:
+        if all_new and _on_feed_already(exc):
+            raise _AlreadyOnFeed from exc
+        raise
     # Leaving the pipeline waited for every result.
     ids = [row[0] for cursor in cursors for row in cursor.fetchall()]
     return len(ids), stored, ids
@@ -368,8 +402,24 @@ def _column(name: str) -> str:
     return field.column
 
 
+def _on_feed_already(exc: IntegrityError) -> bool:
+    """Is ``exc`` an insert refused by the feed's unique (source, event_id)?"""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, psycopg.errors.UniqueViolation)
+        and cause.diag.constraint_name == _UNIQUE_PER_SOURCE
+    )
+
+
+_UNIQUE_PER_SOURCE = next(
+    c.name
+    for c in FeedEvent._meta.constraints
+    if isinstance(c, UniqueConstraint) and c.fields == ("source", "event_id")
+)
+
+
 @functools.cache
-def _insert_sql(repair: bool = False) -> str:
+def _insert_sql(repair: bool = False, all_new: bool = False) -> str:
     meta = FeedEvent._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
@@ -383,6 +433,8 @@ def _insert_sql(repair: bool = False) -> str:
         f"INSERT INTO {quote(meta.db_table)} AS f ({columns}) "
         f"SELECT {selected}, %s FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
     )
+    if all_new:
+        return insert + "RETURNING id"
     if not repair:
         return insert + "ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
     repaired = [quote(_column(name)) for name in _REPAIRED_COLUMNS]

@@ -163,3 +163,99 @@ def test_the_first_insert_chunk_is_a_quarter_of_the_others(settings):
     settings.FEED_INSERT_CHUNK = 1
     assert [len(chunk) for chunk in _chunks(iter(range(3)))] == [1, 1, 1]
     assert list(_chunks(iter([]))) == []
+
+
+@pytest.mark.real_stack
+def test_a_redelivered_batch_with_new_events_in_later_chunks(settings, monkeypatch):
+    """Inserted as new first; the event already on the feed (in the second
+    chunk) rolls that back, and the batch is applied again skipping it: the
+    new events land once, the invalid one is dead-lettered once."""
+    from feed import services
+    from portal.messaging.journey import (
+        BatchJourney,
+        batch_journey_begin,
+        batch_journey_end,
+    )
+
+    statements = []
+
+    def insert_sql(repair=False, all_new=False):
+        statements.append("new" if all_new else "skip")
+        return _insert_sql(repair, all_new)
+
+    _insert_sql = services._insert_sql
+    monkeypatch.setattr(services, "_insert_sql", insert_sql)
+    settings.FEED_INSERT_CHUNK = 4  # chunks of 1, 4, 4
+    seen = make_envelope()
+    feed_events_apply(envelopes=[seen])
+    assert statements == ["new"]
+    statements.clear()
+    new = [make_envelope() for _ in range(6)]
+    bad = make_envelope(type="employee.fired")
+    batch = [new[0], bad, new[1], seen, *new[2:]]
+    journey = BatchJourney("feed")
+    token = batch_journey_begin(journey)
+    try:
+        result = feed_events_apply(envelopes=batch)
+    finally:
+        batch_journey_end(token)
+    assert (result.created, result.duplicates, result.dead_lettered) == (6, 1, 1)
+    assert len(result.created_ids) == 6
+    stored = set(FeedEvent.objects.values_list("event_id", flat=True))
+    assert stored == {e["id"] for e in [seen, *new]}
+    assert list(DeadLetter.objects.values_list("event_id", flat=True)) == [bad["id"]]
+    assert journey.duplicates == {(seen["source"], seen["id"])}
+    assert statements == ["new", "skip"]
+
+
+@pytest.mark.real_stack
+@pytest.mark.django_db(transaction=True)
+def test_an_event_another_worker_committed_meanwhile_is_skipped():
+    """Two workers given the same events (a redelivery while the first was
+    still inserting): the second waits on the first's rows, finds them
+    committed and skips them instead of failing."""
+    import threading
+
+    from django.db import connection, transaction
+
+    events = [make_envelope() for _ in range(3)]
+    inserted = threading.Event()
+
+    def first_worker():
+        try:
+            with transaction.atomic():
+                feed_events_apply(envelopes=events[:2])
+                inserted.set()
+                # Holds its uncommitted rows while the second one inserts.
+                threading.Event().wait(0.5)
+        finally:
+            connection.close()  # this thread's own
+
+    thread = threading.Thread(target=first_worker)
+    try:
+        thread.start()
+        assert inserted.wait(10)
+        result = feed_events_apply(envelopes=events)
+    finally:
+        thread.join()
+    assert (result.created, result.duplicates) == (1, 2)
+    assert FeedEvent.objects.count() == 3
+
+
+@pytest.mark.real_stack
+def test_an_integrity_error_of_another_kind_is_not_taken_for_a_duplicate(settings):
+    """Only the feed's own unique (source, id) means "there already": any
+    other refusal is isolated and dead-lettered as before."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE feed_feedevent ADD CONSTRAINT no_plain_bob "
+            "CHECK (text NOT LIKE 'Bob Refused%%')"
+        )
+    refused = make_envelope()
+    refused["data"] = {**refused["data"], "full_name": "Bob Refused"}
+    result = feed_events_apply(envelopes=[make_envelope(), refused, make_envelope()])
+    assert (result.created, result.dead_lettered) == (2, 1)
+    letter = DeadLetter.objects.get()
+    assert (letter.event_id, letter.reason) == (refused["id"], "refused by database")
