@@ -3,10 +3,11 @@
 RabbitMQ moves to ``<queue>.dead`` what a queue gave up on: a message past
 the queue's delivery limit (it killed its consumer every time), a rejected
 undecodable or oversized message; a subscriber's task sends there what it
-stopped retrying. ``DeadLetterConsumerStep`` (in every worker) reads every
-dead-letter queue and stores each message as ``DeadLetter`` records with its
-reason, the subscriber that failed and where it came from; the message is
-acked after that commit.
+stopped retrying. A retry held by RabbitMQ whose queue was gone when its
+delay ended lands in ``portal.delayed.unroutable`` (``delayed_delivery``).
+``DeadLetterConsumerStep`` (in every worker) reads those queues and stores
+each message as ``DeadLetter`` records with its reason, the subscriber that
+failed and where it came from; the message is acked after that commit.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,6 +39,7 @@ from .dead_letter_records import (
     HEADER_SUBSCRIBER,
     REASON_DELIVERY_LIMIT,
     REASON_INVALID_MESSAGE,
+    REASON_NO_QUEUE,
     REASON_NOT_JSON,
     REASON_OVERSIZED,
     REASON_WRONG_CONTENT_TYPE,
@@ -45,6 +48,7 @@ from .dead_letter_records import (
     dead_letters_store,
     event_fields,
 )
+from .delayed_delivery import DELIVERY_EXCHANGE, unroutable_queue
 from .models import DeadLetter
 from .subscriptions import (
     Subscription,
@@ -110,9 +114,22 @@ def _subscriber_of(headers: Mapping[str, Any], queue: str) -> Subscription | Non
     )
 
 
+def _unroutable_retry(message) -> bool:
+    """Whether ``message`` is a retry that no queue took when its delay ended
+    (the delivery exchange's alternate exchange brought it)."""
+    return (message.delivery_info or {}).get("exchange") == DELIVERY_EXCHANGE
+
+
 def dead_message_reason(message) -> tuple[str, str]:
     """Why RabbitMQ (or a subscriber's task) gave up on a message: reason and detail."""
     headers = message.headers or {}
+    if _unroutable_retry(message):
+        key = _origin_routing_key(headers, message.delivery_info.get("routing_key", ""))
+        return (
+            REASON_NO_QUEUE,
+            f"its retry delay ended and no queue was bound for {key!r} (deleted "
+            "or renamed meanwhile): requeue it once its queue is back",
+        )
     if headers.get(HEADER_REASON):
         return str(headers[HEADER_REASON]), str(headers.get(HEADER_ERROR, ""))
     first = json_safe(headers.get("x-first-death-reason", ""))
@@ -166,10 +183,11 @@ def dead_letters_for_dead_message(message) -> list[DeadLetter]:
     once, so splitting a batch is safe). Anything else is kept whole."""
     headers = message.headers or {}
     reason, error = dead_message_reason(message)
-    queue = _origin_queue(headers)
-    subscription = _subscriber_of(headers, queue)
     info = message.delivery_info or {}
     routing_key = _origin_routing_key(headers, info.get("routing_key", "") or "")
+    # An unroutable retry died in a delay queue; it was meant for its key's queue.
+    queue = routing_key if reason == REASON_NO_QUEUE else _origin_queue(headers)
+    subscription = _subscriber_of(headers, queue)
     if subscription is not None:
         exchange, routing_key = TASKS_EXCHANGE, subscription.queue
     elif queue == ingest_queue_name():
@@ -221,6 +239,8 @@ class DeadLetterConsumerStep(BatchingConsumerStep):
 
     def queues(self):
         queues = [dead_letter_queue(name) for name in dead_letter_queue_names()]
+        if settings.DELAYED_UNROUTABLE_INTAKE:
+            queues.append(unroutable_queue())
         for queue in queues:
             # Declared by DeclareTopology (kombu types Exchange.no_declare only).
             queue.no_declare = True  # type: ignore[attr-defined]

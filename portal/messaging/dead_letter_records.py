@@ -30,6 +30,7 @@ REASON_RETRIES_EXHAUSTED = "retries exhausted"
 REASON_INVALID_MESSAGE = "invalid message"
 REASON_DATABASE_REFUSED = "refused by database"
 REASON_RESERVED_SOURCE = "reserved source"
+REASON_NO_QUEUE = "no queue for its retry"
 # (The contract's reasons: contracts.REASON_INVALID_ENVELOPE, …_INVALID_DATA,
 # …_UNKNOWN_TYPE.)
 

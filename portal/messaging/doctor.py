@@ -174,6 +174,7 @@ def _broker() -> Iterator[Finding]:
         yield Finding(OK, "broker", "RabbitMQ answers")
         yield from _exchange(conn, topology.DEAD_LETTER_EXCHANGE, "direct")
         yield from _exchange(conn, topology.TASKS_EXCHANGE, "topic")
+        yield from _delivery_exchange(conn)
         queues = [
             (f"subscriber {s.name}", topology.subscription_queue(s))
             for s in subscriptions()
@@ -206,6 +207,29 @@ def _exchange(conn, name: str, kind: str) -> Iterator[Finding]:
     finally:
         with contextlib.suppress(Exception):
             channel.close()
+
+
+def _delivery_exchange(conn) -> Iterator[Finding]:
+    from . import delayed_delivery
+
+    check = f"exchange {delayed_delivery.DELIVERY_EXCHANGE}"
+    problem = delayed_delivery.delivery_exchange_problem(conn)
+    if problem:
+        yield Finding(
+            PROBLEM,
+            check,
+            f"no alternate exchange {delayed_delivery.UNROUTABLE}: {problem}",
+            "A retry whose queue is gone when its delay ends is kept by RabbitMQ "
+            "for ever, and 32 of them stop every retry of the vhost. Stop the "
+            "workers and run manage.py messaging_queues --migrate.",
+        )
+        return
+    yield Finding(
+        OK,
+        check,
+        f"retries no queue takes go to {delayed_delivery.UNROUTABLE} "
+        "(then to the dead-letter store)",
+    )
 
 
 def _queue(conn, label: str, queue) -> Iterator[Finding]:

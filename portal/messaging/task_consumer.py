@@ -10,8 +10,9 @@ changes.
   other arguments is used as it is and reported (``manage.py
   messaging_queues``), instead of crashing the worker.
 * Native delayed delivery is set up on the first broker of the URL list that
-  answers, starting with the one the worker just connected to
-  (``ClusterDelayedDelivery``).
+  answers, starting with the one the worker just connected to, with an
+  alternate exchange for retries whose queue is gone
+  (``ClusterDelayedDelivery``, ``delayed_delivery``).
 """
 
 import logging
@@ -23,6 +24,7 @@ from celery.worker.consumer.delayed_delivery import DelayedDelivery
 from kombu.utils.url import maybe_sanitize_url
 
 from .amqp_messages import content_type_of
+from .delayed_delivery import declare_delayed_delivery, declare_unroutable
 from .subscriptions import subscription_for_task
 from .topology import declare_worker_topology
 
@@ -70,6 +72,15 @@ class ClusterDelayedDelivery(DelayedDelivery):
             "not be held by RabbitMQ until a worker restarts with one reachable"
         )
 
+    def _setup_delayed_delivery(self, c, broker_url: str) -> None:
+        """Celery's set-up, with the portal's declaration of the levels and
+        the delivery exchange (``delayed_delivery``)."""
+        with c.app.connection_for_write(url=broker_url) as connection:
+            declare_delayed_delivery(
+                connection, c.app.conf.broker_native_delayed_delivery_queue_type
+            )
+            self._bind_queues(c.app, connection)
+
 
 def connected_first(urls: list[str], connection) -> list[str]:
     """``urls`` with those naming the host and port ``connection`` is
@@ -103,6 +114,7 @@ class TaskConsumer(Consumer):
         step that uses the connection starts after this."""
         connection = super().connect()
         declare_worker_topology(connection)
+        declare_unroutable(connection)  # consumed by the dead-letter intake
         return connection
 
     def create_task_handler(self, *args, **kwargs):

@@ -49,7 +49,7 @@ def dead_letter_exchange() -> Exchange:
     return Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
 
 
-def _replicated() -> dict[str, Any]:
+def replicated_arguments() -> dict[str, Any]:
     """A quorum queue on ``QUEUE_INITIAL_GROUP_SIZE`` nodes (fewer when the
     cluster has fewer: 1 on a single node)."""
     return {
@@ -60,7 +60,7 @@ def _replicated() -> dict[str, Any]:
 
 def _quorum_arguments(*, delivery_limit: int, dead_letter_queue: str) -> dict[str, Any]:
     return {
-        **_replicated(),
+        **replicated_arguments(),
         "x-delivery-limit": delivery_limit,
         "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         "x-dead-letter-routing-key": dead_letter_queue,
@@ -92,7 +92,7 @@ def dead_letter_queue(name: str) -> Queue:
         dead_letter_exchange(),
         routing_key=name,
         durable=True,
-        queue_arguments=_replicated(),
+        queue_arguments=replicated_arguments(),
     )
 
 
@@ -241,7 +241,8 @@ def declare_broadcast(connection) -> None:
 def declare_worker_topology(connection) -> None:
     """What a worker relies on, declared when it connects: every
     subscription's queues, and on RabbitMQ the ingest queue and the
-    broadcast exchange (the embedded broker has neither)."""
+    broadcast exchange (the embedded broker has neither). (The retry delays'
+    topology: ``delayed_delivery``.)"""
     declare(connection)
     if connection.transport.driver_type == "amqp":
         declare_ingest(connection)

@@ -370,6 +370,10 @@ CONSUMER_PREFETCH_BATCHES = env.int("CONSUMER_PREFETCH_BATCHES", default=2)
 # Every logged event is also published to the `portal.broadcast` exchange
 # (RabbitMQ only), for services outside the portal.
 EVENTS_BROADCAST = env.bool("EVENTS_BROADCAST", default=True)
+# Retries held by RabbitMQ whose queue was gone when their delay ended land in
+# the queue `portal.delayed.unroutable`; the workers move them into the
+# dead-letter store (portal/messaging/delayed_delivery.py).
+DELAYED_UNROUTABLE_INTAKE = env.bool("DELAYED_UNROUTABLE_INTAKE", default=True)
 # Events per INSERT when the feed applies a batch; on PostgreSQL the inserts
 # of one batch are pipelined, so validating one chunk overlaps inserting the
 # one before it.

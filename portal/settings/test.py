@@ -18,6 +18,11 @@ STORAGES = {
 # too, so the workers the tests start inherit it.
 os.environ.setdefault("ONBOARDING_ENABLED", "0")
 ONBOARDING_ENABLED = env.bool("ONBOARDING_ENABLED")
+# The suite's workers leave retries behind whose queues a test deleted: one
+# test's leftovers must not land in another's dead-letter store. Tests of the
+# intake turn it on for their own worker.
+os.environ.setdefault("DELAYED_UNROUTABLE_INTAKE", "0")
+DELAYED_UNROUTABLE_INTAKE = env.bool("DELAYED_UNROUTABLE_INTAKE")
 
 # Tests decide per case how the outbox publishes; nothing leaves by default.
 OUTBOX_PUBLISH_MODE = env.str("OUTBOX_PUBLISH_MODE", default="off")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.messaging import delayed_delivery
 from portal.messaging.queue_migration import (
     QueueBusy,
     broker_connection,
@@ -8,14 +9,17 @@ from portal.messaging.queue_migration import (
     queue_migrate,
     queue_state,
 )
+from portal.messaging.subscriptions import subscriptions
+from portal.messaging.topology import subscription_queue
 
 
 class Command(BaseCommand):
     help = (
-        "Check the portal's queues on the configured broker against what it "
-        "declares now (declaring any that is missing), and with --migrate "
-        "replace those declared earlier with other arguments, keeping their "
-        "messages. Stop the workers consuming a queue before migrating it."
+        "Check the portal's queues, and the exchange that brings retries back "
+        "from their delay, on the configured broker against what it declares "
+        "now (declaring any that is missing), and with --migrate replace those "
+        "declared earlier with other arguments, keeping the queues' messages. "
+        "Stop the workers consuming a queue before migrating it."
     )
 
     def add_arguments(self, parser):
@@ -54,11 +58,33 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"migrated  {queue.name}: {moved} message(s) kept"
                     )
-            if outdated and not migrate:
+            exchange_outdated = self._delivery_exchange(connection, migrate)
+            if (outdated or exchange_outdated) and not migrate:
                 raise CommandError(
-                    f"{len(outdated)} queue(s) to migrate (declared earlier with "
-                    "other arguments, or a migration left unfinished); stop "
-                    "their workers and run with --migrate"
+                    f"{len(outdated) + exchange_outdated} queue(s) or exchange(s) "
+                    "to migrate "
+                    "(declared earlier with other arguments, or a migration left "
+                    "unfinished); stop their workers and run with --migrate"
                 )
         finally:
             connection.release()
+
+    def _delivery_exchange(self, connection, migrate: bool) -> bool:
+        """Check (and with ``migrate`` replace) the exchange that brings
+        retries back from their delay; True if it was outdated."""
+        name = delayed_delivery.DELIVERY_EXCHANGE
+        problem = delayed_delivery.delivery_exchange_problem(connection)
+        if not problem:
+            self.stdout.write(f"ok        {name} (exchange)")
+            return False
+        self.stdout.write(
+            f"outdated  {name} (exchange): no alternate exchange "
+            f"{delayed_delivery.UNROUTABLE}: {problem}"
+        )
+        if migrate:
+            queues = [subscription_queue(s) for s in subscriptions()]
+            delayed_delivery.delivery_exchange_migrate(connection, queues)
+            self.stdout.write(
+                f"migrated  {name} (exchange): {len(queues)} queue(s) bound again"
+            )
+        return True
