@@ -27,9 +27,10 @@ from kombu.transport.native_delayed_delivery import (
 
 from feed.models import FeedEvent
 from feed.subscriptions import FEED
-from portal.messaging import delayed_delivery
+from portal.messaging import delayed_delivery, doctor
 from portal.messaging.amqp_publish import publish_confirmed, publisher_reset
 from portal.messaging.dead_letter_tools import dead_letters_requeue
+from portal.messaging.doctor import OK, PROBLEM
 from portal.messaging.models import DeadLetter
 from portal.messaging.task_messages import encode_event, task_message
 from tests.helpers import make_envelope, wait_for
@@ -130,10 +131,12 @@ def test_an_exchange_declared_by_celery_is_reported_then_migrated(
 
     monkeypatch.setattr(app.conf, "broker_url", own_vhost)
     monkeypatch.setattr(app.conf, "broker_write_url", own_vhost)
+    settings.CELERY_BROKER_URL = own_vhost
     with Connection(own_vhost) as conn:
         declare_native_delayed_delivery_exchanges_and_queues(conn, "quorum")
         # Declared as it is, not refused: the worker goes on with it.
         assert not delayed_delivery.declare_delayed_delivery(conn)
+        assert _doctor_says() == (PROBLEM, "no alternate exchange")
         out = io.StringIO()
         with pytest.raises(CommandError, match="to migrate"):
             call_command("messaging_queues", stdout=out)
@@ -153,6 +156,17 @@ def test_an_exchange_declared_by_celery_is_reported_then_migrated(
         out = io.StringIO()
         call_command("messaging_queues", stdout=out)
         assert "ok        celery_delayed_delivery (exchange)" in out.getvalue()
+        assert _doctor_says() == (OK, "retries no queue")
+
+
+def _doctor_says() -> tuple[str, str]:
+    """``portal_doctor``'s level for the delivery exchange, and the first
+    three words of what it says."""
+    [finding] = [
+        f for f in doctor._broker() if f.check == "exchange celery_delayed_delivery"
+    ]
+    words = " ".join(finding.message.split()[:3])
+    return finding.level, words
 
 
 @pytest.mark.django_db(transaction=True)
