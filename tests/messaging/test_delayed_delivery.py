@@ -174,6 +174,12 @@ def test_a_retry_whose_queue_is_gone_is_stored_and_requeued(private_worker, sett
     """A worker stores such a retry as a dead letter of its subscriber, with
     the reason; requeued, it reaches the subscriber's queue as named now."""
     private_worker("feed.unroutable-test", DELAYED_UNROUTABLE_INTAKE="1")
+    with Connection(settings.CELERY_BROKER_URL) as conn:
+        problem = delayed_delivery.delivery_exchange_problem(conn)
+    assert not problem, (
+        "this vhost's celery_delayed_delivery was declared by an older version: "
+        f"run manage.py messaging_queues --migrate on it ({problem})"
+    )
     envelope = make_envelope()
     gone = f"feed.renamed-{uuid.uuid4().hex[:8]}"
     publisher_reset()  # a connection from an earlier test may be dead
