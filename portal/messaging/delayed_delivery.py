@@ -27,9 +27,7 @@ earlier without the alternate exchange is used as it is and reported
 replaces it.
 """
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 from amqp.exceptions import PreconditionFailed
 from kombu import Exchange, Queue
@@ -38,7 +36,7 @@ from kombu.transport.native_delayed_delivery import (
     level_name,
 )
 
-from .topology import declare_queue, replicated_arguments
+from .topology import declare_queue, own_channel, replicated_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +66,6 @@ def delivery_exchange() -> Exchange:
         durable=True,
         arguments={"alternate-exchange": UNROUTABLE},
     )
-
-
-@contextlib.contextmanager
-def _channel(connection) -> Iterator:
-    channel = connection.channel()
-    try:
-        yield channel
-    finally:
-        with contextlib.suppress(Exception):
-            channel.close()
 
 
 def _declare_levels(channel, queue_type: str) -> None:
@@ -123,7 +111,7 @@ def delivery_exchange_problem(connection) -> str:
     """ "" when the delivery exchange has the portal's alternate exchange (it
     is declared if missing), else what RabbitMQ said."""
     try:
-        with _channel(connection) as channel:
+        with own_channel(connection) as channel:
             delivery_exchange().bind(channel).declare()
     except PreconditionFailed as exc:
         return str(exc)
@@ -145,7 +133,7 @@ def declare_delayed_delivery(connection, queue_type: str = "quorum") -> bool:
             UNROUTABLE,
             problem,
         )
-    with _channel(connection) as channel:
+    with own_channel(connection) as channel:
         _declare_levels(channel, queue_type)
     return not problem
 
@@ -157,7 +145,7 @@ def delivery_exchange_migrate(connection, queues: list[Queue]) -> None:
     Retries whose delay ends meanwhile wait in ``celery_delayed_0`` (at-least-
     once dead-lettering keeps them until an exchange takes them).
     """
-    with _channel(connection) as channel:
+    with own_channel(connection) as channel:
         channel.exchange_delete(DELIVERY_EXCHANGE)
     declare_delayed_delivery(connection)
     for queue in queues:

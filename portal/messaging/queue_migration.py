@@ -12,9 +12,7 @@ still holds is moved back first. Stop the consumers of a queue (its
 workers) before migrating it; the command refuses a queue that has any.
 """
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from amqp.exceptions import NotFound, PreconditionFailed
@@ -23,6 +21,7 @@ from kombu import Queue
 
 from . import topology
 from .subscriptions import subscriptions
+from .topology import own_channel
 
 logger = logging.getLogger(__name__)
 
@@ -53,26 +52,16 @@ def expected_queues() -> list[Queue]:
     return queues
 
 
-@contextlib.contextmanager
-def _channel(connection) -> Iterator:
-    channel = connection.channel()
-    try:
-        yield channel
-    finally:
-        with contextlib.suppress(Exception):
-            channel.close()
-
-
 def queue_state(connection, queue: Queue) -> QueueState:
     """Whether ``queue`` exists as the portal declares it (it is created if
     missing), and how many messages and consumers it has."""
     try:
-        with _channel(connection) as channel:
+        with own_channel(connection) as channel:
             _, messages, consumers = channel.queue_declare(queue.name, passive=True)
     except NotFound:
         messages = consumers = 0
     try:
-        with _channel(connection) as channel:
+        with own_channel(connection) as channel:
             queue(channel).declare()
     except PreconditionFailed as exc:
         return QueueState(queue.name, str(exc), messages, consumers)
@@ -82,7 +71,7 @@ def queue_state(connection, queue: Queue) -> QueueState:
 def holding_messages(connection, queue: Queue) -> int:
     """Messages an unfinished migration left in ``queue``'s holding queue."""
     try:
-        with _channel(connection) as channel:
+        with own_channel(connection) as channel:
             _, messages, _ = channel.queue_declare(
                 queue.name + HOLDING_SUFFIX, passive=True
             )
@@ -96,7 +85,7 @@ def _move(connection, source: str, target: str) -> int:
     exchange), each confirmed there before it is acked here."""
     moved = 0
     producer = connection.Producer()
-    with _channel(connection) as channel:
+    with own_channel(connection) as channel:
         while True:
             message = channel.basic_get(source, no_ack=False)
             if message is None:
@@ -120,7 +109,7 @@ def queue_migrate(connection, queue: Queue) -> int:
     keeping its messages; returns how many were moved. Raises ``QueueBusy``
     if the queue has consumers."""
     holding = queue.name + HOLDING_SUFFIX
-    with _channel(connection) as channel:
+    with own_channel(connection) as channel:
         channel.queue_declare(
             holding,
             durable=True,
@@ -136,12 +125,12 @@ def queue_migrate(connection, queue: Queue) -> int:
                 "consuming it, then migrate"
             )
         moved = _move(connection, queue.name, holding)
-        with _channel(connection) as channel:
+        with own_channel(connection) as channel:
             channel.queue_delete(queue.name)
-        with _channel(connection) as channel:
+        with own_channel(connection) as channel:
             queue(channel).declare()
     back = _move(connection, holding, queue.name)
-    with _channel(connection) as channel:
+    with own_channel(connection) as channel:
         # (Quorum queues take no if-empty flag: check, then delete.)
         _, left, _ = channel.queue_declare(holding, passive=True)
         if not left:

@@ -15,6 +15,7 @@
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from celery import Celery
@@ -182,6 +183,18 @@ def configure(app: Celery) -> None:
     conf.worker_send_task_events = settings.CELERY_WORKER_SEND_TASK_EVENTS
     conf.task_send_sent_event = False
     conf.worker_cancel_long_running_tasks_on_connection_loss = True
+
+
+@contextlib.contextmanager
+def own_channel(connection) -> Iterator[Any]:
+    """A channel of its own on ``connection``, closed afterwards (a channel
+    RabbitMQ closed on an error included)."""
+    channel = connection.channel()
+    try:
+        yield channel
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
 
 
 def declare_queue(connection, queue: Queue) -> bool:
