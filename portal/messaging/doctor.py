@@ -8,7 +8,8 @@ and what to do. Checks:
 * RabbitMQ answers; each subscriber's task queue and the ingest queue exist
   as quorum queues with the delivery limit and dead-letter exchange the
   portal declares; the dead-letter exchange and every dead-letter queue
-  exist;
+  exist; the exchange that brings retries back from their delay has its
+  alternate exchange, and that exchange's queue exists;
 * each subscriber's delivery limit is above its retry count, and the
   broker's ``consumer_timeout`` is longer than the longest delay a consumer
   holds a message for;
@@ -26,6 +27,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from . import topology
+from .delayed_delivery import DELIVERY_EXCHANGE, UNROUTABLE, delivery_exchange_problem
 from .models import DeadLetter, RelayHeartbeat
 from .subscriptions import subscriptions
 
@@ -184,6 +186,12 @@ def _broker() -> Iterator[Finding]:
             yield from _queue(conn, label, queue)
         for name in topology.dead_letter_queue_names():
             yield from _dead_letter_queue(conn, name)
+        yield from _dead_letter_queue(
+            conn,
+            UNROUTABLE,
+            "A retry whose queue is gone when its delay ends is then kept by "
+            "RabbitMQ for ever, and 32 of them stop every retry of the vhost.",
+        )
 
 
 def _exchange(conn, name: str, kind: str) -> Iterator[Finding]:
@@ -210,15 +218,13 @@ def _exchange(conn, name: str, kind: str) -> Iterator[Finding]:
 
 
 def _delivery_exchange(conn) -> Iterator[Finding]:
-    from . import delayed_delivery
-
-    check = f"exchange {delayed_delivery.DELIVERY_EXCHANGE}"
-    problem = delayed_delivery.delivery_exchange_problem(conn)
+    check = f"exchange {DELIVERY_EXCHANGE}"
+    problem = delivery_exchange_problem(conn)
     if problem:
         yield Finding(
             PROBLEM,
             check,
-            f"no alternate exchange {delayed_delivery.UNROUTABLE}: {problem}",
+            f"no alternate exchange {UNROUTABLE}: {problem}",
             "A retry whose queue is gone when its delay ends is kept by RabbitMQ "
             "for ever, and 32 of them stop every retry of the vhost. Stop the "
             "workers and run manage.py messaging_queues --migrate.",
@@ -227,8 +233,7 @@ def _delivery_exchange(conn) -> Iterator[Finding]:
     yield Finding(
         OK,
         check,
-        f"retries no queue takes go to {delayed_delivery.UNROUTABLE} "
-        "(then to the dead-letter store)",
+        f"retries no queue takes go to {UNROUTABLE} (then to the dead-letter store)",
     )
 
 
@@ -291,7 +296,11 @@ def _queue(conn, label: str, queue) -> Iterator[Finding]:
     )
 
 
-def _dead_letter_queue(conn, name: str) -> Iterator[Finding]:
+def _dead_letter_queue(
+    conn,
+    name: str,
+    missing_why: str = "What its queue dead-letters is dropped by RabbitMQ.",
+) -> Iterator[Finding]:
     channel = conn.channel()
     try:
         _, messages, consumers = channel.queue_declare(queue=name, passive=True)
@@ -300,8 +309,7 @@ def _dead_letter_queue(conn, name: str) -> Iterator[Finding]:
             PROBLEM,
             f"dead-letter queue {name}",
             "missing",
-            "What its queue dead-letters is dropped by RabbitMQ. A worker "
-            "declares it when it starts.",
+            f"{missing_why} A worker declares it when it starts.",
         )
         return
     finally:

@@ -157,6 +157,14 @@ def test_an_exchange_declared_by_celery_is_reported_then_migrated(
         call_command("messaging_queues", stdout=out)
         assert "ok        celery_delayed_delivery (exchange)" in out.getvalue()
         assert _doctor_says() == (OK, "retries no queue")
+        conn.default_channel.queue_delete(delayed_delivery.UNROUTABLE)
+        [missing] = [
+            f
+            for f in doctor._broker()
+            if f.check == f"dead-letter queue {delayed_delivery.UNROUTABLE}"
+        ]
+        assert (missing.level, missing.message) == (PROBLEM, "missing")
+        assert "32 of them stop every retry" in missing.explanation
 
 
 def _doctor_says() -> tuple[str, str]:
