@@ -11,6 +11,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from portal.messaging import topology
+from portal.messaging.delayed_delivery import declare_unroutable
 from portal.messaging.doctor import OK, PROBLEM, doctor_run
 from portal.messaging.models import LoggedEvent, RelayHeartbeat
 from portal.messaging.relay import Relay
@@ -74,6 +75,7 @@ def findings(check: str):
 def test_portal_doctor_finds_the_stack_as_the_portal_needs_it(own_queues, settings):
     topology.declare(own_queues)
     topology.declare_ingest(own_queues)
+    declare_unroutable(own_queues)  # as a worker does when it connects
     RelayHeartbeat.objects.create(
         relay="here:1", started_at=timezone.now(), last_pass_at=timezone.now()
     )
