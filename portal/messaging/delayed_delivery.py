@@ -108,8 +108,8 @@ def declare_unroutable(connection) -> None:
 
 
 def delivery_exchange_problem(connection) -> str:
-    """ "" when the delivery exchange has the portal's alternate exchange (it
-    is declared if missing), else what RabbitMQ said."""
+    """What RabbitMQ said if the delivery exchange lacks the portal's
+    alternate exchange, else an empty string (it is declared if missing)."""
     try:
         with own_channel(connection) as channel:
             delivery_exchange().bind(channel).declare()

@@ -219,6 +219,20 @@ def _exchange(conn, name: str, kind: str) -> Iterator[Finding]:
 
 def _delivery_exchange(conn) -> Iterator[Finding]:
     check = f"exchange {DELIVERY_EXCHANGE}"
+    try:
+        with topology.own_channel(conn) as channel:
+            channel.exchange_declare(
+                exchange=DELIVERY_EXCHANGE, type="topic", passive=True
+            )
+    except Exception as exc:  # noqa: BLE001 - reported
+        yield Finding(
+            PROBLEM,
+            check,
+            f"missing ({exc})",
+            "Retries held by RabbitMQ have no way back to their queues. A "
+            "worker declares it when it starts.",
+        )
+        return
     problem = delivery_exchange_problem(conn)
     if problem:
         yield Finding(

@@ -133,6 +133,7 @@ def test_an_exchange_declared_by_celery_is_reported_then_migrated(
     monkeypatch.setattr(app.conf, "broker_write_url", own_vhost)
     settings.CELERY_BROKER_URL = own_vhost
     with Connection(own_vhost) as conn:
+        assert _doctor_says() == (PROBLEM, "missing (Exchange.declare: (404)")
         declare_native_delayed_delivery_exchanges_and_queues(conn, "quorum")
         # Declared as it is, not refused: the worker goes on with it.
         assert not delayed_delivery.declare_delayed_delivery(conn)
