@@ -2,7 +2,8 @@
 
 kombu reads every ``application/json`` body (each Celery task message, in a
 worker's main process, which checks its shape before Celery unpacks it, and
-again in the pool process that runs it) with the standard library's decoder
+again in the pool process that runs it; a subscriber's, in the pool process
+only: ``subscriber_tasks.BatchRequest``) with the standard library's decoder
 and a Python ``object_hook`` called for every JSON object, which turns
 kombu's own type markers (``{"__type__": …, "__value__": …}``) back into
 dates, UUIDs and decimals. For the feed's task messages of a thousand

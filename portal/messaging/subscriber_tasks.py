@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import current_app, shared_task
+from celery.worker import strategy
 from celery.worker.request import Request
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -74,15 +75,59 @@ logger = logging.getLogger(__name__)
 
 
 class BatchRequest(Request):
-    """Hands a task to the pool with its body only, not a decoded copy too.
+    """A subscriber's task request: its body is read once, in the pool process.
 
-    Celery decodes the body in the worker's main process and puts the
-    arguments in the request it pickles to the pool process, which decodes
-    the body again and overwrites them. For a message of a thousand events
-    that pickled copy was the biggest part of the hand-off. Left out, the
-    pool process still gets everything from the body; the main process keeps
-    its own copy for events and inspection.
+    Celery reads every task message's body in the worker's main process to
+    fill the request's arguments, pickles those arguments to the pool process
+    with the body, and the pool process reads the body again and overwrites
+    them. A subscriber's arguments are a batch of events, which the main
+    process never looks at: its logs and events use the ``argsrepr`` header.
+    So the main process leaves the body unread until something there asks for
+    the arguments (``inspect``, a failure's report), and hands the pool the
+    body alone. A body that cannot be read fails in the pool process and is
+    rejected to the dead-letter queue, as a task failure is.
     """
+
+    def __init__(self, message, *args, **kwargs):
+        # batch_strategy left the body unread (see there).
+        unread = message._decoded_cache is _UNREAD
+        try:
+            super().__init__(message, *args, **kwargs)
+        finally:
+            if unread:
+                message._decoded_cache = None
+        self._unread = unread
+
+    def _read(self) -> None:
+        if getattr(self, "_unread", False):
+            self._unread = False
+            try:
+                payload = self._message.payload
+            except Exception:  # the pool process's failure reports it
+                return
+            self._Request__payload = payload
+            args, kwargs, _ = payload
+            self._args = self._request_dict["args"] = args
+            self._kwargs = self._request_dict["kwargs"] = kwargs
+
+    @property
+    def _payload(self):
+        self._read()
+        return self._Request__payload
+
+    @property
+    def args(self):
+        self._read()
+        return self._args
+
+    @property
+    def kwargs(self):
+        self._read()
+        return self._kwargs
+
+    def info(self, safe=False):
+        self._read()
+        return super().info(safe)
 
     @property
     def request_dict(self):
@@ -94,6 +139,31 @@ class BatchRequest(Request):
             for key, value in self._request_dict.items()
             if key not in ("args", "kwargs")
         }
+
+
+# Arguments, keyword arguments and options in place of a body not read yet.
+_UNREAD: tuple[Any, ...] = ((), {}, {})
+
+
+def batch_strategy(task, app, consumer, **options):
+    """Celery's default strategy, which first reads the body to tell an old
+    protocol's message from the current one: for a message of the current
+    protocol (task headers, a JSON array for a body), the body stays unread
+    and ``BatchRequest`` leaves it to the pool process."""
+    handle = strategy.default(task, app, consumer, **options)
+
+    def task_message_handler(message, body, *args, **kwargs):
+        if (
+            body is None
+            and message._decoded_cache is None
+            and "task" in message.headers
+            and message.content_type == "application/json"
+            and message.body[:1] in (b"[", "[")
+        ):
+            message._decoded_cache = _UNREAD
+        return handle(message, body, *args, **kwargs)
+
+    return task_message_handler
 
 
 def subscriber_task(
@@ -195,6 +265,7 @@ def subscriber_task(
             bind=True,
             max_retries=None,
             Request=f"{__name__}:BatchRequest",
+            Strategy=f"{__name__}:batch_strategy",
         )(run)
 
     return decorate
