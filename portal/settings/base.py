@@ -323,7 +323,7 @@ OUTBOX_PUBLISH_COALESCE_MS = env.float("OUTBOX_PUBLISH_COALESCE_MS", default=5.0
 # waits out the rest first: under a steady stream of commits, passes (and
 # task messages) carry several events instead of one each; a lone commit
 # after a quiet spell is routed at once.
-OUTBOX_RELAY_PASS_GAP_MS = env.float("OUTBOX_RELAY_PASS_GAP_MS", default=50.0)
+OUTBOX_RELAY_PASS_GAP_MS = env.float("OUTBOX_RELAY_PASS_GAP_MS", default=25.0)
 
 # Quorum queues are created on this many nodes (fewer when the cluster has
 # fewer: 1 on a single node).
