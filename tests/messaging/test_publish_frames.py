@@ -123,6 +123,18 @@ ENVELOPE = {
             id="headers of every kind a task message carries",
         ),
         pytest.param(
+            OutgoingMessage(
+                exchange="portal.broadcast",
+                routing_key="a.b",
+                body=b"{}",
+                content_type="application/cloudevents+json",
+                headers=None,
+                properties={"app_id": "/src", "message_id": None, "user_id": "u"},
+                mandatory=False,
+            ),
+            id="no header table, a property left unset, properties out of order",
+        ),
+        pytest.param(
             to_feed(
                 content_encoding=None,
                 headers={"when": datetime(2026, 11, 30, tzinfo=UTC)},

@@ -51,9 +51,10 @@ def test_the_main_process_hands_the_pool_the_body_unread(events):
 
     assert message._decoded_cache is None  # nobody read it
     sent = request.request_dict
-    assert "args" not in sent and "kwargs" not in sent
+    assert "args" not in sent
+    assert "kwargs" not in sent
     assert (request.body, request.content_type) == (body, "application/json")
-    assert sent["id"] == "t-1" and sent["argsrepr"] == "[<2 events>]"
+    assert (sent["id"], sent["argsrepr"]) == ("t-1", "[<2 events>]")
 
 
 def test_the_arguments_are_read_when_asked_for(events):
