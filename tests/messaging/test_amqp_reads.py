@@ -5,6 +5,7 @@ import random
 import struct
 
 import pytest
+from amqp import serialization
 from amqp.connection import Connection
 from amqp.exceptions import UnexpectedFrame
 from amqp.transport import TCPTransport
@@ -219,3 +220,49 @@ def test_frames_pending_on_a_lost_transport_are_not_replayed_on_its_successor():
     conn._transport = transport(Socket([frame(3, 1, b"after")]))
     amqp_reads.drain_events(conn, timeout=0)
     assert seen == [FRAMES[0], (3, 1, b"after")]
+
+
+class ConfirmChannel:
+    """What a drain needs of a py-amqp channel in confirm mode."""
+
+    def __init__(self, waiting=False):
+        self.is_closing = False
+        self.acks: list = []
+        self._callbacks = {
+            (60, 80): lambda tag, multiple: self.acks.append((tag, multiple))
+        }
+        self._pending = {(60, 80): print} if waiting else {}
+
+
+def ack(tag: int, multiple: bool, channel: int = 1) -> tuple[int, int, bytes]:
+    return (1, channel, struct.pack(">HHQB", 60, 80, tag, multiple))
+
+
+def test_a_publisher_confirm_goes_straight_to_its_channel():
+    frames = [ack(7, False), ack(9, True), ack(2**63 + 5, False)]
+    sock = Socket([b"".join(frame(*f) for f in frames)])
+    seen: list = []
+    conn = connection(sock, completes(seen, sock))
+    conn.channels = {1: ConfirmChannel()}
+    conn.bytes_recv = 0
+    amqp_reads.drain_events(conn, timeout=0)
+
+    assert seen == []  # not through py-amqp's generic dispatch
+    assert conn.bytes_recv == 3
+    # What py-amqp's own decoding of basic.ack's arguments ('Lb') gives.
+    expected = [tuple(serialization.loads("Lb", f[2], 4)[0]) for f in frames]
+    assert (
+        conn.channels[1].acks == expected == [(7, False), (9, True), (2**63 + 5, False)]
+    )
+
+
+def test_a_confirm_awaited_synchronously_or_on_another_shape_takes_py_amqps_way():
+    frames = [ack(7, False), ack(8, False, channel=2), (1, 1, b"\x00\x3c\x00\x50")]
+    sock = Socket([b"".join(frame(*f) for f in frames)])
+    seen: list = []
+    conn = connection(sock, lambda f: seen.append(f) or True)
+    conn.channels = {1: ConfirmChannel(waiting=True)}  # channel 2: none
+    amqp_reads.drain_events(conn, timeout=0)
+
+    assert seen == frames
+    assert conn.channels[1].acks == []
