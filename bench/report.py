@@ -1003,16 +1003,20 @@ class Report:
                     short.append((delay, q, diff))
         return short
 
+    def _consumer_ratio(self, over: str, per=None) -> float:
+        """Ours over ``over`` as its target decides it: the median of the
+        runs' ratios (the ratio of the median runs after a single run)."""
+        per = per or (lambda result: result["rate"])
+        ratios = run_ratios(getattr(self, "consumer_runs", {}), "ours", over, per)
+        c = self.consumer
+        return median_of(ratios or [per(c["ours"]) / per(c[over])])
+
     def _consumer_findings(self) -> list[str]:
         c = self.consumer
         if not (c.get("ours") and c.get("bare")):
             return []
         ours, bare = c["ours"]["rate"], c["bare"]["rate"]
-        # As the target decides: the median of the runs' ratios.
-        to_bare = median_of(
-            run_ratios(getattr(self, "consumer_runs", {}), "ours", "bare")
-            or [ours / bare]
-        )
+        to_bare = self._consumer_ratio("bare")
         if to_bare >= 0.7:
             return []
         raw = "spy-worker-ours.raw"
@@ -1093,11 +1097,7 @@ class Report:
         ):
             if key not in c:
                 continue
-            # As the target decides: the median of the runs' ratios.
-            wall = median_of(
-                run_ratios(getattr(self, "consumer_runs", {}), "ours", key, per_process)
-                or [per_process(ours) / per_process(c[key])]
-            )
+            wall = self._consumer_ratio(key, per_process)
             cpu = per_cpu_second(ours) / per_cpu_second(c[key])
             if wall >= factor:
                 continue

@@ -90,7 +90,7 @@ class BatchRequest(Request):
 
     def __init__(self, message, *args, **kwargs):
         # batch_strategy left the body unread (see there).
-        unread = message._decoded_cache is _UNREAD
+        unread = isinstance(message._decoded_cache, _Unread)
         try:
             super().__init__(message, *args, **kwargs)
         finally:
@@ -141,8 +141,12 @@ class BatchRequest(Request):
         }
 
 
-# Arguments, keyword arguments and options in place of a body not read yet.
-_UNREAD: tuple[Any, ...] = ((), {}, {})
+class _Unread(tuple):
+    """Arguments, keyword arguments and options in place of a body not read
+    yet: a new one per message, so that nothing shares its dictionaries."""
+
+    def __new__(cls) -> "_Unread":
+        return super().__new__(cls, ((), {}, {}))
 
 
 def batch_strategy(task, app, consumer, **options):
@@ -160,7 +164,7 @@ def batch_strategy(task, app, consumer, **options):
             and message.content_type == "application/json"
             and message.body[:1] in (b"[", "[")
         ):
-            message._decoded_cache = _UNREAD
+            message._decoded_cache = _Unread()
         return handle(message, body, *args, **kwargs)
 
     return task_message_handler
