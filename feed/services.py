@@ -106,15 +106,14 @@ def feed_events_apply(*, envelopes: Iterable[Any], repair: bool = False) -> Appl
     rendering bug is repaired (``feed_rebuild``, ``events_replay --repair``).
     Duplicates skipped are noted for the event's journey.
 
-    The events are validated and inserted ``FEED_INSERT_CHUNK`` at a time; on
-    PostgreSQL each chunk's insert is sent without waiting for the previous
-    one (pipeline mode), so the database works on one chunk while the next is
-    validated, and the transaction commits once all are in.
-
-    On PostgreSQL the batch is first inserted as if every event were new,
-    which spares the database a look-up per event; if one is on the feed
-    already (a redelivery, a replay), that transaction is rolled back at the
-    first such event and the batch applied again, skipping those.
+    On PostgreSQL the batch is first written as if every event were new,
+    with one ``COPY`` that streams each row to the database as soon as it is
+    validated (so the database stores one while the next is validated), and
+    spares it a look-up per event. If one is on the feed already (a
+    redelivery, a replay), that transaction is rolled back at the first such
+    event and the batch applied again with ``INSERT … ON CONFLICT DO
+    NOTHING``, ``FEED_INSERT_CHUNK`` events per statement, the statements
+    pipelined; a repair always takes that path.
     """
     envelopes = list(envelopes)
     if not repair and connection.vendor == "postgresql":
@@ -173,9 +172,12 @@ def _feed_events_apply_part(
     batch = _Batch(dead=[])
     rows = batch.valid_rows(items)
     kept: list[_Row] = []
-    created, stored, ids = _feed_events_insert(
-        _chunks(rows), batch.dead, kept=kept, repair=repair, all_new=all_new
-    )
+    if all_new:
+        created, stored, ids = _feed_events_copy(rows, len(items), batch.dead, kept)
+    else:
+        created, stored, ids = _feed_events_insert(
+            _chunks(rows), batch.dead, kept=kept, repair=repair
+        )
     if stored > created and not repair:
         # None inserted (a replay, a redelivery): all were there; else ask.
         journey_note_duplicates(
@@ -317,13 +319,115 @@ def _already_there(rows: list[_Row]) -> set[tuple[str, str]]:
 _batch_time: contextvars.ContextVar[Any] = contextvars.ContextVar("feed_batch_time")
 
 
+def _feed_events_copy(
+    rows: Iterable[_Row], most: int, dead: list[DeadLetter], kept: list[_Row]
+) -> tuple[int, int, list[int]]:
+    """Write ``rows``, none of them on the feed yet, with one ``COPY``: (how
+    many were inserted, how many were sent, their ids), as
+    ``_feed_events_insert``. The ids are taken from the table's sequence
+    first (``most`` of them, one for each event the batch could hold), since
+    ``COPY`` returns none. One that is on the feed already raises
+    ``_AlreadyOnFeed``; rows the database could not store go to ``dead``.
+    """
+    if connection.vendor != "postgresql":
+        return _feed_events_insert(_chunks(rows), dead, kept=kept)
+    now = timezone.now()
+    _batch_time.set(now)
+    ids: list[int] = []
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    try:
+        with connection.wrap_database_errors:
+            free = iter(_feed_ids(cursor, most))
+            with cursor.copy(_copy_sql()) as copy:
+                for row in rows:
+                    values = _copy_values(row, dead)
+                    if values is None:
+                        continue
+                    feed_id = next(free)
+                    copy.write_row((feed_id, *values, now))
+                    ids.append(feed_id)
+                    kept.append(row)
+                # The database stores the last rows meanwhile.
+                batch_journey_while_waiting()
+    except IntegrityError as exc:
+        if _on_feed_already(exc):
+            raise _AlreadyOnFeed from exc
+        raise
+    return len(ids), len(ids), ids
+
+
+def _feed_ids(cursor: psycopg.Cursor[Any], count: int) -> list[int]:
+    """``count`` new ids from the feed table's own sequence."""
+    cursor.execute(
+        "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+        [_feed_id_sequence(), count],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+@functools.cache
+def _feed_id_sequence() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_serial_sequence(%s, %s)",
+            [FeedEvent._meta.db_table, _column("id")],
+        )
+        (name,) = cursor.fetchone()
+    return str(name)
+
+
+# The string columns a row writes as they are (``data`` is serialized).
+_TEXT_COLUMNS = tuple(
+    name for name in _INSERT_COLUMNS if _RECORD_TYPES.get(name, "text") == "text"
+)
+
+
+def _copy_values(row: _Row, dead: list[DeadLetter]) -> tuple[Any, ...] | None:
+    """``row``'s values in ``_INSERT_COLUMNS`` order, for ``COPY``; None if
+    the database could not store it (then dead-lettered into ``dead``, as
+    ``_payload`` does)."""
+    fields = row.fields
+    try:
+        data: str | None = orjson.dumps(fields["data"]).decode()
+    except orjson.JSONEncodeError:
+        data = None
+    if data is None or "\\u0000" in data or not _storable_texts(fields):
+        if not _payload([row], dead)[1]:
+            return None
+        data = _json(fields["data"])  # an integer beyond 64 bits, say
+    return tuple(data if name == "data" else fields[name] for name in _INSERT_COLUMNS)
+
+
+def _storable_texts(fields: dict[str, Any]) -> bool:
+    """No U+0000 and no lone surrogate in the row's string columns."""
+    for name in _TEXT_COLUMNS:
+        value = fields[name]
+        if "\x00" in value:
+            return False
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+@functools.cache
+def _copy_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(_column(name)) for name in ("id", *_INSERT_COLUMNS, "received_at")
+    )
+    return f"COPY {quote(FeedEvent._meta.db_table)} ({columns}) FROM STDIN"
+
+
 def _feed_events_insert(
     chunks: Iterable[list[_Row]],
     dead: list[DeadLetter],
     *,
     kept: list[_Row] | None = None,
     repair: bool = False,
-    all_new: bool = False,
 ) -> tuple[int, int, list[int]]:
     """Insert the rows unless already on the feed: (how many were new, or
     with ``repair`` new or rewritten; how many were sent; the ids of those
@@ -336,9 +440,6 @@ def _feed_events_insert(
     string is far cheaper than one parameter per value), and the statements
     go out in pipeline mode: the next chunk is prepared while the database
     inserts the previous one. Rows holding U+0000 go to ``dead`` instead.
-
-    With ``all_new`` (PostgreSQL) the rows are inserted without ``ON
-    CONFLICT``: one that is on the feed already raises ``_AlreadyOnFeed``.
     """
     kept = kept if kept is not None else []
     if connection.vendor != "postgresql":
@@ -358,30 +459,25 @@ def _feed_events_insert(
             return len(rows), len(rows), []
         FeedEvent.objects.bulk_create(events, ignore_conflicts=True)
         return FeedEvent.objects.count() - before, len(rows), []
-    sql = _insert_sql(repair, all_new)
+    sql = _insert_sql(repair)
     now = timezone.now()
     _batch_time.set(now)
     stored = 0
     cursors = []
     connection.ensure_connection()
     raw_connection = connection.connection
-    try:
-        with connection.wrap_database_errors, raw_connection.pipeline():
-            for chunk in chunks:
-                payload, storable = _payload(chunk, dead)
-                if not storable:
-                    continue
-                cursor = psycopg.Cursor(raw_connection)
-                cursor.execute(sql, [now, payload])
-                cursors.append(cursor)
-                stored += len(storable)
-                kept.extend(storable)
-            # The database works through the last chunks meanwhile.
-            batch_journey_while_waiting()
-    except IntegrityError as exc:
-        if all_new and _on_feed_already(exc):
-            raise _AlreadyOnFeed from exc
-        raise
+    with connection.wrap_database_errors, raw_connection.pipeline():
+        for chunk in chunks:
+            payload, storable = _payload(chunk, dead)
+            if not storable:
+                continue
+            cursor = psycopg.Cursor(raw_connection)
+            cursor.execute(sql, [now, payload])
+            cursors.append(cursor)
+            stored += len(storable)
+            kept.extend(storable)
+        # The database works through the last chunks meanwhile.
+        batch_journey_while_waiting()
     # Leaving the pipeline waited for every result.
     ids = [row[0] for cursor in cursors for row in cursor.fetchall()]
     return len(ids), stored, ids
@@ -419,7 +515,7 @@ _UNIQUE_PER_SOURCE = next(
 
 
 @functools.cache
-def _insert_sql(repair: bool = False, all_new: bool = False) -> str:
+def _insert_sql(repair: bool = False) -> str:
     meta = FeedEvent._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
@@ -433,8 +529,6 @@ def _insert_sql(repair: bool = False, all_new: bool = False) -> str:
         f"INSERT INTO {quote(meta.db_table)} AS f ({columns}) "
         f"SELECT {selected}, %s FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
     )
-    if all_new:
-        return insert + "RETURNING id"
     if not repair:
         return insert + "ON CONFLICT (source, event_id) DO NOTHING RETURNING id"
     repaired = [quote(_column(name)) for name in _REPAIRED_COLUMNS]

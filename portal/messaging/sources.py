@@ -10,10 +10,14 @@ and the contract refuses sources with ``.``/``..`` segments, so a prefix
 cannot be walked around.
 """
 
+import functools
 import re
+from typing import Any
 from urllib.parse import unquote
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -27,12 +31,30 @@ def source_within(source: str, prefix: str) -> bool:
 
 
 def source_is_reserved(source: str) -> bool:
-    """Is ``source`` one of the portal's own (in any case or %-encoding)?"""
+    """Is ``source`` one of the portal's own (in any case or %-encoding)?
+
+    Asked of every event another service sends, whose sources are few: the
+    answers are kept (``SOURCES_REMEMBERED`` of them, the least recently
+    asked forgotten first), and forgotten when the setting changes."""
+    return _source_is_reserved(source)
+
+
+SOURCES_REMEMBERED = 1024
+
+
+@functools.lru_cache(maxsize=SOURCES_REMEMBERED)
+def _source_is_reserved(source: str) -> bool:
     own = settings.PORTAL_EVENT_SOURCE.lower()
     return any(
         source_within(spelling, own)
         for spelling in {source.lower(), unquote(source).lower()}
     )
+
+
+@receiver(setting_changed)
+def _sources_forget(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PORTAL_EVENT_SOURCE":
+        _source_is_reserved.cache_clear()
 
 
 def source_prefix_problem(prefix: str) -> str | None:

@@ -374,9 +374,10 @@ EVENTS_BROADCAST = env.bool("EVENTS_BROADCAST", default=True)
 # the queue `portal.delayed.unroutable`; the workers move them into the
 # dead-letter store (portal/messaging/delayed_delivery.py).
 DELAYED_UNROUTABLE_INTAKE = env.bool("DELAYED_UNROUTABLE_INTAKE", default=True)
-# Events per INSERT when the feed applies a batch; on PostgreSQL the inserts
-# of one batch are pipelined, so validating one chunk overlaps inserting the
-# one before it.
+# Events per INSERT … ON CONFLICT when the feed applies a batch again (some
+# of it on the feed already) or repairs cards; on PostgreSQL the inserts of
+# one batch are pipelined, so validating one chunk overlaps inserting the one
+# before it. A batch of new events is one COPY.
 FEED_INSERT_CHUNK = env.int("FEED_INSERT_CHUNK", default=100)
 # Bigger messages are dead-lettered unread (reason "oversized"): one event
 # from another service (AMQP or HTTP), and a feed task message (a batch;

@@ -167,9 +167,10 @@ def test_the_first_insert_chunk_is_a_quarter_of_the_others(settings):
 
 @pytest.mark.real_stack
 def test_a_redelivered_batch_with_new_events_in_later_chunks(settings, monkeypatch):
-    """Inserted as new first; the event already on the feed (in the second
-    chunk) rolls that back, and the batch is applied again skipping it: the
-    new events land once, the invalid one is dead-lettered once."""
+    """Copied in as new first; the event already on the feed (after new ones
+    were sent) rolls that back, and the batch is applied again skipping it,
+    in chunks: the new events land once, the invalid one is dead-lettered
+    once."""
     from feed import services
     from portal.messaging.journey import (
         BatchJourney,
@@ -179,11 +180,16 @@ def test_a_redelivered_batch_with_new_events_in_later_chunks(settings, monkeypat
 
     statements = []
 
-    def insert_sql(repair=False, all_new=False):
-        statements.append("new" if all_new else "skip")
-        return _insert_sql(repair, all_new)
+    def copy(*args, **kwargs):
+        statements.append("new")
+        return _copy(*args, **kwargs)
 
-    _insert_sql = services._insert_sql
+    def insert_sql(repair=False):
+        statements.append("skip")
+        return _insert_sql(repair)
+
+    _copy, _insert_sql = services._feed_events_copy, services._insert_sql
+    monkeypatch.setattr(services, "_feed_events_copy", copy)
     monkeypatch.setattr(services, "_insert_sql", insert_sql)
     settings.FEED_INSERT_CHUNK = 4  # chunks of 1, 4, 4
     seen = make_envelope()
@@ -259,3 +265,44 @@ def test_an_integrity_error_of_another_kind_is_not_taken_for_a_duplicate(setting
     assert (result.created, result.dead_lettered) == (2, 1)
     letter = DeadLetter.objects.get()
     assert (letter.event_id, letter.reason) == (refused["id"], "refused by database")
+
+
+def test_text_that_copy_escapes_is_stored_as_it_came():
+    """A batch of new events is one COPY in text format: tabs, line breaks,
+    backslashes and letters beyond ASCII arrive unchanged, in the card's
+    data and text alike."""
+    envelope = make_envelope()
+    name = "Ann\tO'Neil\\n\nБорис 😀 \\N"
+    envelope["data"] = {**envelope["data"], "full_name": name}
+    result = feed_events_apply(envelopes=[envelope, make_envelope()])
+    assert (result.created, result.dead_lettered) == (2, 0)
+    card = FeedEvent.objects.get(event_id=envelope["id"])
+    assert card.data["full_name"] == name
+    assert name in card.text
+
+
+def test_a_lone_surrogate_is_dead_lettered_and_the_rest_applied():
+    envelope = make_envelope()
+    envelope["data"] = {**envelope["data"], "full_name": "Anna \ud800"}
+    good = make_envelope()
+    result = feed_events_apply(envelopes=[good, envelope, make_envelope()])
+    assert (result.created, result.dead_lettered) == (2, 1)
+    refused = DeadLetter.objects.get()
+    assert (refused.event_id, refused.reason) == (envelope["id"], "invalid data")
+    assert FeedEvent.objects.filter(event_id=good["id"]).exists()
+
+
+@pytest.mark.real_stack
+def test_the_ids_announced_are_the_new_cards_ids():
+    """COPY returns no ids: the ones the batch took from the table's
+    sequence are the cards' own, in the batch's order, and a later
+    insert of another kind takes the next one."""
+    batch = [make_envelope() for _ in range(4)]
+    bad = make_envelope(type="employee.fired")
+    result = feed_events_apply(envelopes=[batch[0], bad, *batch[1:]])
+    cards = dict(FeedEvent.objects.values_list("event_id", "pk"))
+    assert list(result.created_ids) == [cards[e["id"]] for e in batch]
+    assert list(result.created_ids) == sorted(result.created_ids)
+    again = feed_events_apply(envelopes=[batch[0], make_envelope()], repair=True)
+    assert again.created_ids
+    assert min(again.created_ids) > max(result.created_ids)

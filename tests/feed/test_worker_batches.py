@@ -40,7 +40,8 @@ def _worker_waits_on_a_row() -> int:
         return probe.execute(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            " AND query LIKE 'INSERT INTO \"feed_feedevent\"%%'"
+            " AND (query LIKE 'COPY \"feed_feedevent\"%%'"
+            " OR query LIKE 'INSERT INTO \"feed_feedevent\"%%')"
         ).fetchone()[0]
 
 

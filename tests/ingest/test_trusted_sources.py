@@ -139,6 +139,16 @@ def test_source_helpers():
     assert not source_is_reserved("/portals")
 
 
+def test_the_reserved_sources_follow_the_setting(settings):
+    """The answers are remembered, and forgotten when the setting changes."""
+    assert source_is_reserved("/portal/registrar")
+    assert not source_is_reserved("/acme/portal")
+    settings.PORTAL_EVENT_SOURCE = "/acme"
+    assert not source_is_reserved("/portal/registrar")
+    assert source_is_reserved("/ACME/portal")
+    assert source_is_reserved("/%61cme/x")
+
+
 # --- Bad input is a 400, not a 500 -----------------------------------------
 
 
