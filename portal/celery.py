@@ -84,8 +84,13 @@ def _tune_pool_process(**kwargs: object) -> None:
     gc_tune()
 
 
+@signals.worker_init.connect
 @signals.worker_ready.connect
 def _tune_main_process(**kwargs: object) -> None:
+    # Before consuming starts (the worker's own consumers, the ingest one
+    # among them, take messages while the worker is still starting: a full
+    # queue is drained from the first second), and once more when ready, to
+    # freeze what starting loaded.
     from portal.gc_tuning import gc_tune
 
     gc_tune()

@@ -9,9 +9,9 @@ of young collections per message, promoted the batch through them, and
 then walked the whole heap (Django, Celery and every module they loaded) in
 full collections. None of it is garbage: events are not cyclic.
 
-``gc_tune()``, called by a worker once it is set up (in its main process,
-which decodes every message and runs the ingest consumer, and in each pool
-process):
+``gc_tune()``, called by a worker in its main process (which decodes every
+message and runs the ingest consumer) before it starts consuming and again
+once it is ready, and in each pool process as it starts:
 
 * ``gc.freeze()``: what the process holds by then (modules, settings,
   models, registries) goes to the permanent generation, which no

@@ -37,3 +37,22 @@ def test_zero_leaves_pythons_own_settings(settings, restore_gc):
     gc_tune()
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_workers_main_process_is_tuned_before_it_consumes(settings, restore_gc):
+    """The main process's own consumers (the ingest one among them) take
+    messages while the worker is still starting: a full queue is drained
+    from its first second, before ``worker_ready``. The tuning comes with
+    ``worker_init``, before any consumer starts."""
+    from celery import signals
+
+    from portal.celery import _tune_main_process
+
+    # Only this receiver: Celery's Django fixup listens to the signal too.
+    receivers = signals.worker_init._live_receivers(None)
+    tuning = [r for r in receivers if r is _tune_main_process]
+    assert tuning
+    settings.GC_GEN0_THRESHOLD = 23_456
+    tuning[0](signal=signals.worker_init, sender=None)
+    assert gc.get_threshold()[0] == 23_456
+    assert gc.get_freeze_count() > 1000
