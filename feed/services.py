@@ -328,9 +328,8 @@ def _feed_events_copy(
     first (``most`` of them, one for each event the batch could hold), since
     ``COPY`` returns none. One that is on the feed already raises
     ``_AlreadyOnFeed``; rows the database could not store go to ``dead``.
+    PostgreSQL only (``feed_events_apply`` tries "all new" only there).
     """
-    if connection.vendor != "postgresql":
-        return _feed_events_insert(_chunks(rows), dead, kept=kept)
     now = timezone.now()
     _batch_time.set(now)
     ids: list[int] = []
