@@ -144,6 +144,22 @@ def ingest_targets(ours: float, bare: float) -> list[tuple[str, str, bool]]:
     ]
 
 
+def machine_cpu_per_event(runs: list[dict]) -> dict[str, float] | None:
+    """µs of CPU per event over a consumer's drains, the median of its runs
+    part by part: its own processes, PostgreSQL, RabbitMQ, and all three
+    (the median of the runs' sums); None for runs that did not measure the
+    services."""
+    if not runs or any("services" not in r for r in runs):
+        return None
+    parts = {
+        "own": [r["cpu_seconds"] / r["events"] for r in runs],
+        "postgresql": [r["services"]["postgresql"] / r["events"] for r in runs],
+        "rabbitmq": [r["services"]["rabbitmq"] / r["events"] for r in runs],
+    }
+    parts["all"] = [sum(run) for run in zip(*parts.values(), strict=True)]
+    return {part: median_of(values) * 1e6 for part, values in parts.items()}
+
+
 @dataclass
 class Report:
     quick: bool
@@ -566,6 +582,26 @@ class Report:
             "ones: their one process), PostgreSQL's and RabbitMQ's not counted.",
             "",
         ]
+        costs = {label: machine_cpu_per_event(r) for label, r in runs.items()}
+        if all(costs.values()):
+            lines += [
+                "CPU per event, µs (median of the runs), with the services' "
+                "share: PostgreSQL (its backends, exited ones included) and "
+                "RabbitMQ over the same window — for ours from the first "
+                "logged row to the last feed row, for the bare ones around "
+                "their whole process (start and connections included). The "
+                "services' idle work over the window counts too.",
+                "",
+                "| consumer | own processes | PostgreSQL | RabbitMQ | all |",
+                "|---|---:|---:|---:|---:|",
+                *(
+                    f"| {names.get(label, label)} | {c['own']:.0f} | "
+                    f"{c['postgresql']:.0f} | {c['rabbitmq']:.0f} | {c['all']:.0f} |"
+                    for label, c in costs.items()
+                    if c
+                ),
+                "",
+            ]
         self.targets += ingest_targets(summary["ours"]["rate"], bare)
         return lines
 
@@ -1205,8 +1241,32 @@ class Report:
             "*What stands between this and the target:* the route itself — "
             "on two cores shared with the database and the broker, the sum of "
             "those per-event costs bounds the whole; the cheaper ingest-only "
-            "path (event log, no feed) is the 'ingest alone' row.",
+            "path (event log, no feed) is the 'ingest alone' row."
+            + self._ingest_bound(bare),
         ]
+
+    def _ingest_bound(self, bare: float) -> str:
+        """The bound the whole route's measured CPU per event puts on its
+        rate on this machine's cores, against the target's (empty for a
+        run that did not measure the services)."""
+        ours = machine_cpu_per_event(self.ingest["ours"])
+        pika = machine_cpu_per_event(self.ingest["pika"])
+        if ours is None or pika is None:
+            return ""
+        cores = self.ingest["ours"][0].get("cores", 1)
+        bound = cores * 1e6 / ours["all"]
+        need = cores * 1e6 / (0.7 * bare)
+        return (
+            f" Measured: the route used {ours['all']:.0f} µs of CPU per event "
+            f"(its own processes {ours['own']:.0f}, PostgreSQL "
+            f"{ours['postgresql']:.0f}, RabbitMQ {ours['rabbitmq']:.0f}), bare "
+            f"pika {pika['all']:.0f} µs (own {pika['own']:.0f}, PostgreSQL "
+            f"{pika['postgresql']:.0f}, RabbitMQ {pika['rabbitmq']:.0f}). On "
+            f"{cores} cores that much work bounds ours at {bound:,.0f} events/s "
+            f"however well its stages overlap, {bound / bare:.0%} of bare pika's "
+            f"rate; 70% of it would need at most {need:.0f} µs per event, "
+            f"{need / ours['all']:.0%} of what the route costs now."
+        )
 
     def _c2v_findings(self) -> list[str]:
         if not self.c2v:

@@ -987,7 +987,7 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
     try:
         with db_conn() as conn:
             conn.autocommit = True
-            first_at, cpu = None, 0.0
+            first_at, cpu, services = None, 0.0, {}
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 now = time.perf_counter()
@@ -997,6 +997,7 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
                     ).fetchone()[0]:
                         first_at = now
                         cpu = cpu_seconds(worker.pid, relay.pid)
+                        services = services_seconds()
                         if profile:
                             spies = [
                                 Spy(
@@ -1013,6 +1014,8 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
                         "seconds": seconds,
                         "rate": n / seconds,
                         "cpu_seconds": cpu_seconds(worker.pid, relay.pid) - cpu,
+                        "services": services_since(services),
+                        "cores": os.cpu_count() or 1,
                     }
                 for proc in (worker, relay):
                     if not proc.alive():
@@ -1072,6 +1075,9 @@ def ingest_stages(bodies: list[bytes]) -> dict:
 def ingest_bare(client: str, n: int) -> dict:
     from portal.messaging import topology
 
+    # Around the whole client process (its start and connections included:
+    # it alone knows when its first message came).
+    services = services_seconds()
     out = subprocess.run(
         [
             PY,
@@ -1100,7 +1106,16 @@ def ingest_bare(client: str, n: int) -> dict:
         raise RuntimeError(f"bare {client} consumer failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["rate"] = result["events"] / result["seconds"]
+    result["services"] = services_since(services)
+    result["cores"] = os.cpu_count() or 1
     return result
+
+
+def services_since(before: dict[str, float]) -> dict[str, float]:
+    """PostgreSQL's and RabbitMQ's CPU seconds since ``services_seconds()``
+    gave ``before``."""
+    after = services_seconds()
+    return {kind: max(0.0, after[kind] - before.get(kind, 0.0)) for kind in after}
 
 
 def bench_ingest(report: Report, n: int, rounds: int = 1) -> None:
@@ -1279,6 +1294,24 @@ def service_cpu() -> dict[int, tuple[str, float]]:
         for kind, names in SERVICE_PROCESSES.items():
             if proc.info["name"] in names and times:
                 used[proc.pid] = (kind, times.user + times.system)
+    return used
+
+
+def services_seconds() -> dict[str, float]:
+    """CPU seconds PostgreSQL and RabbitMQ have used so far, by kind: their
+    live processes, and what their exited children used (a backend whose
+    connection closed is reaped by the postmaster and counted there)."""
+    import psutil
+
+    names = {p.pid: p.info["name"] for p in psutil.process_iter(["name"])}
+    used = dict.fromkeys(SERVICE_PROCESSES, 0.0)
+    for proc in psutil.process_iter(["name", "ppid", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        for kind, service in SERVICE_PROCESSES.items():
+            if proc.info["name"] in service and times:
+                used[kind] += times.user + times.system
+                if names.get(proc.info["ppid"]) not in service:  # its root
+                    used[kind] += times.children_user + times.children_system
     return used
 
 

@@ -259,3 +259,68 @@ def test_a_re_rendered_report_says_when_it_was_measured():
     assert again._run_at() == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     del again.run_at  # as unpickled from an older run
     assert again._run_at().date() == datetime.now(UTC).date()
+
+
+def _ingest_run(rate, own_us, pg_us, mq_us, events=100_000):
+    return {
+        "events": events,
+        "seconds": events / rate,
+        "rate": rate,
+        "cpu_seconds": own_us * events / 1e6,
+        "services": {
+            "postgresql": pg_us * events / 1e6,
+            "rabbitmq": mq_us * events / 1e6,
+        },
+        "cores": 2,
+    }
+
+
+def test_machine_cpu_per_event_is_the_median_part_by_part():
+    from bench.report import machine_cpu_per_event
+
+    runs = [
+        _ingest_run(10_000, 70, 40, 30),
+        _ingest_run(11_000, 60, 50, 40),
+        _ingest_run(9_000, 80, 45, 20),
+    ]
+    cost = machine_cpu_per_event(runs)
+    assert cost is not None
+    assert round(cost["own"]) == 70
+    assert round(cost["postgresql"]) == 45
+    assert round(cost["rabbitmq"]) == 30
+    # The median of the runs' sums (140, 150, 145), not the sum of medians.
+    assert round(cost["all"]) == 145
+    older = [{k: v for k, v in r.items() if k != "services"} for r in runs]
+    assert machine_cpu_per_event(older) is None
+
+
+def test_the_ingest_finding_bounds_the_route_by_its_cpu_per_event():
+    from bench.report import Report
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.ingest = {
+        "ours": [_ingest_run(11_000, 70, 45, 35)] * 3,
+        "pika": [_ingest_run(30_000, 16, 9, 10)] * 3,
+    }
+    table = "\n".join(report._ingest())
+    assert "| own processes | PostgreSQL | RabbitMQ | all |" in table
+    assert "| 70 | 45 | 35 | 150 |" in table
+    [finding] = report._ingest_findings()
+    # 2 cores / 150 µs = 13,333 events/s = 44% of 30,000; 70% of it needs
+    # 2e6 / 21,000 = 95 µs per event, 63% of 150.
+    assert "bounds ours at 13,333 events/s" in finding
+    assert "44% of bare pika's rate" in finding
+    assert "at most 95 µs per event, 63% of what the route costs now" in finding
+
+
+def test_an_ingest_run_without_the_services_measured_says_no_bound():
+    from bench.report import Report
+
+    def run(rate):
+        return {"events": 1000, "seconds": 1000 / rate, "rate": rate, "cpu_seconds": 1}
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.ingest = {"ours": [run(5_000)], "pika": [run(30_000)]}
+    assert "own processes | PostgreSQL" not in "\n".join(report._ingest())
+    [finding] = report._ingest_findings()
+    assert "bounds ours at" not in finding
