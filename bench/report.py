@@ -160,6 +160,27 @@ def machine_cpu_per_event(runs: list[dict]) -> dict[str, float] | None:
     return {part: median_of(values) * 1e6 for part, values in parts.items()}
 
 
+# Ours' processes in the per-event ingest, as its runs record them.
+INGEST_PROCESSES = {
+    "worker": "the worker's main process (the ingest bootstep: AMQP, "
+    "validation, the log's INSERT)",
+    "pool": "its pool process (the feed's task: validation, COPY)",
+    "relay": "the relay (SELECT, publishing with confirms, UPDATE)",
+}
+
+
+def process_cpu_per_event(runs: list[dict]) -> dict[str, float] | None:
+    """µs of CPU per event of each of ours' processes in the per-event
+    ingest (the median of the runs, process by process); None for runs that
+    did not record them one by one."""
+    if not runs or any("processes" not in r for r in runs):
+        return None
+    return {
+        kind: median_of([r["processes"][kind] / r["events"] for r in runs]) * 1e6
+        for kind in INGEST_PROCESSES
+    }
+
+
 @dataclass
 class Report:
     quick: bool
@@ -600,6 +621,17 @@ class Report:
                     for label, c in costs.items()
                     if c
                 ),
+                "",
+            ]
+        if split := process_cpu_per_event(runs["ours"]):
+            lines += [
+                "Ours' own share, process by process (µs per event, median of "
+                "the runs): "
+                + "; ".join(
+                    f"{what} {split[kind]:.0f}"
+                    for kind, what in INGEST_PROCESSES.items()
+                )
+                + ".",
                 "",
             ]
         self.targets += ingest_targets(summary["ours"]["rate"], bare)
@@ -1256,9 +1288,16 @@ class Report:
         cores = self.ingest["ours"][0].get("cores", 1)
         bound = cores * 1e6 / ours["all"]
         need = cores * 1e6 / (0.7 * bare)
+        split = process_cpu_per_event(self.ingest["ours"])
+        own = f"its own processes {ours['own']:.0f}" + (
+            f" (worker {split['worker']:.0f}, pool {split['pool']:.0f}, "
+            f"relay {split['relay']:.0f})"
+            if split
+            else ""
+        )
         return (
             f" Measured: the route used {ours['all']:.0f} µs of CPU per event "
-            f"(its own processes {ours['own']:.0f}, PostgreSQL "
+            f"({own}, PostgreSQL "
             f"{ours['postgresql']:.0f}, RabbitMQ {ours['rabbitmq']:.0f}), bare "
             f"pika {pika['all']:.0f} µs (own {pika['own']:.0f}, PostgreSQL "
             f"{pika['postgresql']:.0f}, RabbitMQ {pika['rabbitmq']:.0f}). On "

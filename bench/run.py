@@ -482,6 +482,23 @@ def cpu_seconds(*pids: int) -> float:
     return total
 
 
+def worker_seconds(worker: int, relay: int) -> dict[str, float]:
+    """CPU seconds so far of ours' processes one by one: the worker's main
+    process (its ingest bootstep), its pool (the feed's task) and the relay."""
+    import psutil
+
+    try:
+        main = psutil.Process(worker).cpu_times()
+        own = main.user + main.system
+    except psutil.Error:
+        own = 0.0
+    return {
+        "worker": own,
+        "pool": cpu_seconds(worker) - own,
+        "relay": cpu_seconds(relay),
+    }
+
+
 def drain_rate(
     expect: int, proc: Proc | None = None, timeout: float = 300, on_first=None
 ) -> dict:
@@ -987,7 +1004,7 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
     try:
         with db_conn() as conn:
             conn.autocommit = True
-            first_at, cpu, services = None, 0.0, {}
+            first_at, cpu, services, parts = None, 0.0, {}, {}
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 now = time.perf_counter()
@@ -997,6 +1014,7 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
                     ).fetchone()[0]:
                         first_at = now
                         cpu = cpu_seconds(worker.pid, relay.pid)
+                        parts = worker_seconds(worker.pid, relay.pid)
                         services = services_seconds()
                         if profile:
                             spies = [
@@ -1014,6 +1032,12 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
                         "seconds": seconds,
                         "rate": n / seconds,
                         "cpu_seconds": cpu_seconds(worker.pid, relay.pid) - cpu,
+                        "processes": {
+                            kind: used - parts[kind]
+                            for kind, used in worker_seconds(
+                                worker.pid, relay.pid
+                            ).items()
+                        },
                         "services": services_since(services),
                         "cores": os.cpu_count() or 1,
                     }

@@ -324,3 +324,40 @@ def test_an_ingest_run_without_the_services_measured_says_no_bound():
     assert "own processes | PostgreSQL" not in "\n".join(report._ingest())
     [finding] = report._ingest_findings()
     assert "bounds ours at" not in finding
+
+
+def test_ours_cpu_per_event_is_split_by_process_when_recorded():
+    from bench.report import Report, process_cpu_per_event
+
+    def run(rate, worker_us, pool_us, relay_us):
+        result = _ingest_run(rate, worker_us + pool_us + relay_us, 45, 35)
+        result["processes"] = {
+            kind: us * result["events"] / 1e6
+            for kind, us in (
+                ("worker", worker_us),
+                ("pool", pool_us),
+                ("relay", relay_us),
+            )
+        }
+        return result
+
+    runs = [run(11_000, 30, 20, 25), run(10_000, 34, 18, 21), run(12_000, 32, 22, 23)]
+    split = process_cpu_per_event(runs)
+    assert split is not None
+    assert {kind: round(us) for kind, us in split.items()} == {
+        "worker": 32,
+        "pool": 20,
+        "relay": 23,
+    }
+    report = Report(quick=True, sizes={}, machine="test")
+    report.ingest = {"ours": runs, "pika": [_ingest_run(30_000, 16, 9, 10)] * 3}
+    table = "\n".join(report._ingest())
+    assert "the ingest bootstep: AMQP, validation, the log's INSERT) 32" in table
+    assert "(the feed's task: validation, COPY) 20" in table
+    [finding] = report._ingest_findings()
+    assert "worker 32, pool 20, relay 23" in finding
+    # Runs from before the split say nothing of it.
+    older = [{k: v for k, v in r.items() if k != "processes"} for r in runs]
+    assert process_cpu_per_event(older) is None
+    report.ingest["ours"] = older
+    assert "process by process" not in "\n".join(report._ingest())
