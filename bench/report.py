@@ -604,6 +604,11 @@ class Report:
             "",
         ]
         costs = {label: machine_cpu_per_event(r) for label, r in runs.items()}
+        stages = getattr(self, "ingest_stages", None) or {}
+        for label, result in stages.items():
+            if cost := machine_cpu_per_event([result]):
+                costs[label] = cost
+                names.setdefault(label, f"ours, {label} ({result['events']:,} events)")
         if all(costs.values()):
             lines += [
                 "CPU per event, µs (median of the runs), with the services' "
@@ -611,7 +616,13 @@ class Report:
                 "RabbitMQ over the same window — for ours from the first "
                 "logged row to the last feed row, for the bare ones around "
                 "their whole process (start and connections included). The "
-                "services' idle work over the window counts too.",
+                "services' idle work over the window counts too."
+                + (
+                    " The stages alone (one run each) are over their own "
+                    "windows; the relay alone runs in the bench's process."
+                    if len(costs) > len(runs)
+                    else ""
+                ),
                 "",
                 "| consumer | own processes | PostgreSQL | RabbitMQ | all |",
                 "|---|---:|---:|---:|---:|",
@@ -1242,7 +1253,7 @@ class Report:
         task = self._share(worker, "subscriber_tasks.py")
         validate = self._share(worker, "validate_event")
         publish = self._share(relay, "publish_confirmed")
-        sql = self._share(relay, "execute_sql")
+        sql = self._share(relay, "CursorWrapper.execute (")
         return [
             f"- **Per-event ingest at {ours:,.0f} events/s, {ours / bare:.0%} of "
             f"bare pika + COPY ({bare:,.0f}/s).** CPU per event of the "
@@ -1305,7 +1316,26 @@ class Report:
             f"however well its stages overlap, {bound / bare:.0%} of bare pika's "
             f"rate; 70% of it would need at most {need:.0f} µs per event, "
             f"{need / ours['all']:.0%} of what the route costs now."
+            + self._ingest_stage_costs(pika["all"])
         )
+
+    def _ingest_stage_costs(self, bare_us: float) -> str:
+        """Each stage's measured CPU per event (PostgreSQL's and RabbitMQ's
+        included) against the bare loop's whole (empty if not measured)."""
+        stages = getattr(self, "ingest_stages", None) or {}
+        costs = {
+            label: cost
+            for label, result in stages.items()
+            if (cost := machine_cpu_per_event([result]))
+        }
+        if not costs:
+            return ""
+        said = ", ".join(
+            f"{label.removesuffix(' alone')} {cost['all']:.0f} µs "
+            f"({cost['all'] / bare_us:.1f} × bare pika's whole)"
+            for label, cost in costs.items()
+        )
+        return f" Stage by stage, alone: {said}."
 
     def _c2v_findings(self) -> list[str]:
         if not self.c2v:

@@ -1051,49 +1051,66 @@ def ingest_ours(n: int, profile: float = 0.0) -> dict:
         relay.stop()
 
 
-def ingest_stages(bodies: list[bytes]) -> dict:
-    """Each stage of ours alone on ``bodies``: the worker's ingest with no
-    relay running (first to last logged row), then the relay draining those
-    rows in-process (``Relay(grace=0).drain()``, publisher confirms)."""
-    n = len(bodies)
-    ingest_prefill(bodies)
-    worker = celery_worker("portal", "feed", "worker-ingest-alone")
+def worker_stage(name: str, rows: RowProbe, n: int) -> dict:
+    """A worker (`-Q feed --concurrency=1`) alone until ``rows`` holds ``n``
+    rows: its rate from the first row to the last, with its CPU and the
+    services' over that window."""
+    worker = celery_worker("portal", "feed", name)
     try:
         with db_conn() as conn:
             conn.autocommit = True
-            first_at, cpu = None, 0.0
+            first_at, cpu, services = None, 0.0, {}
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
-                count = LOG_ROWS.count(conn, n)
+                count = rows.count(conn, n)
                 now = time.perf_counter()
                 if first_at is None and count:
                     first_at, cpu = now, cpu_seconds(worker.pid)
+                    services = services_seconds()
                 if count >= n:
                     break
                 time.sleep(0.02)
             else:
-                raise RuntimeError(f"ingest alone: {count}/{n} logged after 600 s")
-        ingest = {
+                raise RuntimeError(f"{name}: {count}/{n} rows after 600 s")
+        return {
             "events": n,
             "seconds": now - first_at,
             "rate": n / (now - first_at),
             "cpu_seconds": cpu_seconds(worker.pid) - cpu,
+            "services": services_since(services),
         }
     finally:
         worker.stop()
+
+
+def ingest_stages(bodies: list[bytes]) -> dict:
+    """Each stage of ours alone on ``bodies``, with its CPU and the
+    services': the worker's ingest with no relay running (first to last
+    logged row), the relay draining those rows in-process
+    (``Relay(grace=0).drain()``, publisher confirms), then a worker applying
+    the feed's task messages the relay left (first to last feed row)."""
+    n = len(bodies)
+    ingest_prefill(bodies)
+    ingest = worker_stage("worker-ingest-alone", LOG_ROWS, n)
     from django.db import close_old_connections
 
     from portal.messaging.relay import Relay
 
     close_old_connections()
+    services, cpu = services_seconds(), time.process_time()
     start = time.perf_counter()
     sent = Relay(grace=0).drain()
     seconds = time.perf_counter() - start
-    purge_queues()
-    return {
-        "ingest alone": ingest,
-        "relay alone": {"events": sent, "seconds": seconds, "rate": sent / seconds},
+    relay = {
+        "events": sent,
+        "seconds": seconds,
+        "rate": sent / seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "services": services_since(services),
     }
+    feed = worker_stage("worker-feed-alone", FEED_ROWS, n)
+    purge_queues()
+    return {"ingest alone": ingest, "relay alone": relay, "feed alone": feed}
 
 
 def ingest_bare(client: str, n: int) -> dict:

@@ -361,3 +361,40 @@ def test_ours_cpu_per_event_is_split_by_process_when_recorded():
     assert process_cpu_per_event(older) is None
     report.ingest["ours"] = older
     assert "process by process" not in "\n".join(report._ingest())
+
+
+def test_each_stage_alone_has_its_cpu_per_event_row():
+    from bench.report import Report
+
+    report = Report(quick=True, sizes={}, machine="test")
+    report.ingest = {
+        "ours": [_ingest_run(11_000, 70, 45, 35)] * 3,
+        "pika": [_ingest_run(30_000, 16, 9, 10)] * 3,
+    }
+    report.ingest_stages = {
+        "ingest alone": _ingest_run(20_000, 30, 15, 8, events=20_000),
+        "relay alone": _ingest_run(22_000, 25, 14, 22, events=20_000),
+        "feed alone": _ingest_run(35_000, 18, 13, 1, events=20_000),
+    }
+    table = "\n".join(report._ingest())
+    assert "| ours, ingest alone (20,000 events) | 30 | 15 | 8 | 53 |" in table
+    assert "| ours, relay alone (20,000 events) | 25 | 14 | 22 | 61 |" in table
+    assert "| ours, feed alone (20,000 events) | 18 | 13 | 1 | 32 |" in table
+    assert "The stages alone (one run each)" in table
+    [finding] = report._ingest_findings()
+    # Bare pika's whole: 16 + 9 + 10 = 35 µs.
+    assert (
+        "Stage by stage, alone: ingest 53 µs (1.5 × bare pika's whole), "
+        "relay 61 µs (1.7 × bare pika's whole), feed 32 µs (0.9 × bare "
+        "pika's whole)." in finding
+    )
+    # Stages from a run before their CPU was measured: no rows, no sentence.
+    report.ingest_stages = {
+        label: {k: v for k, v in r.items() if k != "services"}
+        for label, r in report.ingest_stages.items()
+    }
+    table = "\n".join(report._ingest())
+    assert "| ours, ingest alone (20,000 events) |" not in table
+    assert "The stages alone" not in table
+    assert "Stage by stage" not in report._ingest_findings()[0]
+    assert "| 70 | 45 | 35 | 150 |" in table
