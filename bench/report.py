@@ -48,6 +48,17 @@ def rate_summary(runs: list[dict]) -> dict:
     }
 
 
+def _onboarding_packing(sizes: dict) -> str:
+    """How the run's relay packed onboarding's task messages (as the run
+    recorded it)."""
+    if "onboarding_per_message" not in sizes:
+        return "packed as their settings say"
+    text = f"up to {sizes['onboarding_per_message']:,} events a message"
+    if sizes.get("onboarding_spread", 1) > 1:
+        text += f", a pass's split over at least {sizes['onboarding_spread']}"
+    return text
+
+
 def median_of(values: list[float]) -> float:
     """The median (lower middle for an even count), as ``rate_summary``."""
     ordered = sorted(values)
@@ -1253,6 +1264,7 @@ class Report:
         task = self._share(worker, "subscriber_tasks.py")
         validate = self._share(worker, "validate_event")
         publish = self._share(relay, "publish_confirmed")
+        onboarding = _onboarding_packing(self.sizes)
         sql = self._share(relay, "CursorWrapper.execute (")
         return [
             f"- **Per-event ingest at {ours:,.0f} events/s, {ours / bare:.0%} of "
@@ -1268,9 +1280,9 @@ class Report:
             "the commit's NOTIFY, routes it (SELECT … SKIP LOCKED, the stored "
             "JSON text spliced into a task message and one `portal.broadcast` "
             "message per event, frames written 256 KB at a time, pipelined "
-            "confirms, UPDATE; the two onboarding subscriptions get a task "
-            "message per ten `employee.registered` events too, queued for "
-            "their own workers, which do not run here), and the feed's task "
+            "confirms, UPDATE; the two onboarding subscriptions get their "
+            f"task messages too ({onboarding}), queued for their own "
+            "workers, which do not run here), and the feed's task "
             "applies it (validate, one streaming COPY). py-spy (a separate profiled "
             f"run; share of samples): worker — storing batches {flush:.0%}, "
             f"in the AMQP client {read:.0%}, the feed's task {task:.0%}, "

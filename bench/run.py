@@ -1769,6 +1769,10 @@ def main() -> None:
     django.setup()
     purge_queues()
     sizes["per_message"] = _events_per_message()
+    from onboarding.subscriptions import ONBOARDING_MAIL
+
+    sizes["onboarding_per_message"] = ONBOARDING_MAIL.max_events_per_message
+    sizes["onboarding_spread"] = ONBOARDING_MAIL.min_messages
     report = Report(
         quick=q,
         sizes=sizes,

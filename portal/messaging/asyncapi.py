@@ -94,6 +94,7 @@ def subscribers_description() -> list[dict[str, Any]]:
             "deliveryLimit": s.max_deliveries,
             "retryDelaysSeconds": list(s.delays),
             "eventsPerMessage": s.max_events_per_message,
+            "spreadOverMessages": s.min_messages,
         }
         for s in subscriptions()
     ]

@@ -12,7 +12,7 @@ never holds back another.
 Every knob can be overridden from the environment through Django settings
 named after the subscription's ``settings_prefix`` (``FEED_QUEUE``,
 ``FEED_RETRY_DELAYS``, ``FEED_DELIVERY_LIMIT``, ``FEED_TASK_MAX_BYTES``,
-``FEED_EVENTS_PER_MESSAGE``), read each time they are used.
+``FEED_EVENTS_PER_MESSAGE``, ``FEED_SPREAD``), read each time they are used.
 
 The ``portal.broadcast`` exchange is a destination too (``BROADCAST``): every
 logged event is published there once, for services outside the portal.
@@ -52,6 +52,9 @@ class Subscription:
     delivery_limit: int = 10
     task_max_bytes: int = 1024 * 1024
     events_per_message: int = 1000
+    # The fewest task messages a pass's events go out in (when there are at
+    # least that many events): a burst is shared by as many worker processes.
+    spread: int = 1
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -110,6 +113,21 @@ class Subscription:
     def max_events_per_message(self) -> int:
         """The most events the relay packs into one task message."""
         return int(self._setting("EVENTS_PER_MESSAGE", self.events_per_message, int))
+
+    @property
+    def min_messages(self) -> int:
+        """The fewest task messages the events of one relay pass (or one
+        replay chunk) are split into, when there are at least that many
+        (``<prefix>_SPREAD``): a subscriber whose work per event is slow
+        (an outside call) packs many events per message in a backlog, and
+        still shares a small burst among that many worker processes."""
+        spread = self._setting("SPREAD", self.spread, int)
+        if not isinstance(spread, int) or spread < 1:
+            raise ImproperlyConfigured(
+                f"{self.settings_prefix}_SPREAD: a whole number of at least 1 "
+                f"(got {spread!r})"
+            )
+        return spread
 
     def wants(self, event_type: str) -> bool:
         return types_match(self.patterns, event_type)

@@ -101,8 +101,13 @@ def task_message_groups(
     """(item, encoded event) pairs grouped as they fit in task messages: at
     most the subscription's events per message, and a body within its
     message size limit (a lone bigger event still goes alone, to be
-    dead-lettered as oversized by the consumer, not lost)."""
+    dead-lettered as oversized by the consumer, not lost). A subscription
+    with a ``min_messages`` above 1 has the events split evenly into at
+    least that many messages when there are that many."""
     size = subscription.max_events_per_message
+    if (spread := subscription.min_messages) > 1:
+        items = list(items)
+        size = min(size, max(1, -(-len(items) // spread)))
     max_bytes = subscription.max_message_bytes - _ENVELOPE_ROOM
     chunk: list[tuple[Item, bytes]] = []
     used = 0

@@ -398,3 +398,22 @@ def test_each_stage_alone_has_its_cpu_per_event_row():
     assert "The stages alone" not in table
     assert "Stage by stage" not in report._ingest_findings()[0]
     assert "| 70 | 45 | 35 | 150 |" in table
+
+
+def test_the_ingest_finding_says_how_onboarding_was_packed():
+    from bench.report import Report
+
+    report = Report(
+        quick=True,
+        sizes={"onboarding_per_message": 100, "onboarding_spread": 4},
+        machine="test",
+    )
+    report.ingest = {
+        "ours": [_ingest_run(11_000, 70, 45, 35)] * 3,
+        "pika": [_ingest_run(30_000, 16, 9, 10)] * 3,
+    }
+    [finding] = report._ingest_findings()
+    assert "(up to 100 events a message, a pass's split over at least 4)" in finding
+    report.sizes = {}
+    [finding] = report._ingest_findings()
+    assert "(packed as their settings say)" in finding

@@ -69,6 +69,7 @@ def test_the_document_lists_the_subscribers_inside_the_portal(client):
     listed = {s["name"]: s for s in doc["x-portal-subscribers"]}
     assert set(listed) == {s.name for s in subscriptions.subscriptions()}
     assert listed["feed"]["task"] == "feed.apply_events"
+    assert listed["feed"]["spreadOverMessages"] == 1
     assert listed["audit"]["patterns"] == ["employee.*"]
     registered = doc["channels"][f"{topology.EVENTS_EXCHANGE}/employee.registered"]
     assert "feed, audit" in registered["description"]

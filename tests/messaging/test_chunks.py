@@ -1,6 +1,9 @@
-"""How the relay packs events into task messages: by count and by size."""
+"""How the relay packs events into task messages: by count, by size, and
+spread over a subscriber's processes."""
 
 import orjson
+import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.messaging.subscriptions import Subscription
 from portal.messaging.task_messages import (
@@ -10,7 +13,9 @@ from portal.messaging.task_messages import (
 )
 
 
-def subscription(*, per_message: int = 1000, max_bytes: int = 1024 * 1024):
+def subscription(
+    *, per_message: int = 1000, max_bytes: int = 1024 * 1024, spread: int = 1
+):
     return Subscription(
         name="packing",
         patterns=("#",),
@@ -18,6 +23,7 @@ def subscription(*, per_message: int = 1000, max_bytes: int = 1024 * 1024):
         settings_prefix="PACKING_TEST",
         events_per_message=per_message,
         task_max_bytes=max_bytes,
+        spread=spread,
     )
 
 
@@ -32,6 +38,35 @@ def test_events_are_packed_up_to_the_count():
     groups = list(task_message_groups(subscription(per_message=3), items(*[100] * 7)))
     assert [len(g) for g in groups] == [3, 3, 1]
     assert [pk for g in groups for pk, _ in g] == list(range(7))
+
+
+def test_a_burst_is_spread_evenly_over_the_fewest_messages_asked_for():
+    spread = subscription(per_message=100, spread=4)
+    assert [len(g) for g in task_message_groups(spread, items(*[100] * 10))] == [
+        3,
+        3,
+        3,
+        1,
+    ]
+    # Fewer events than messages: one each.
+    assert [len(g) for g in task_message_groups(spread, items(100, 100))] == [1, 1]
+    # A backlog: the count per message still caps it.
+    groups = list(task_message_groups(spread, items(*[100] * 1000)))
+    assert [len(g) for g in groups] == [100] * 10
+    assert [pk for g in groups for pk, _ in g] == list(range(1000))
+    # Without a spread, a burst fills one message.
+    single = subscription(per_message=100)
+    assert [len(g) for g in task_message_groups(single, items(*[100] * 10))] == [10]
+
+
+def test_the_spread_comes_from_settings_and_is_checked(settings):
+    settings.PACKING_TEST_SPREAD = 2
+    assert subscription(spread=4).min_messages == 2
+    groups = task_message_groups(subscription(), iter(items(*[100] * 6)))
+    assert [len(g) for g in groups] == [3, 3]
+    settings.PACKING_TEST_SPREAD = 0
+    with pytest.raises(ImproperlyConfigured, match="PACKING_TEST_SPREAD"):
+        list(task_message_groups(subscription(), items(100)))
 
 
 def test_a_message_never_grows_past_the_size_limit():

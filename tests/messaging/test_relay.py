@@ -75,6 +75,28 @@ def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(broker, se
     assert sorted(drain_event_ids(broker)) == sorted(expected)
 
 
+def test_relay_spreads_a_burst_over_the_subscribers_processes(broker, settings):
+    """With ``<PREFIX>_SPREAD``, one pass's events go out in that many task
+    messages, evenly, each event once."""
+    settings.FEED_SPREAD = 3
+    expected = emit_renames(10)
+    assert route_pending().sent == 10
+    messages: list[list[str]] = []
+
+    def on_message(body, message):
+        messages.append([event["id"] for event in body[0][0]])
+        message.ack()
+
+    with (
+        Consumer(broker, [topology.subscription_queue(FEED)], callbacks=[on_message]),
+        contextlib.suppress(TimeoutError),
+    ):
+        while True:
+            broker.drain_events(timeout=1)
+    assert sorted(len(ids) for ids in messages) == [2, 4, 4]
+    assert sorted(i for ids in messages for i in ids) == sorted(expected)
+
+
 def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, settings):
     """Packed by size as well as count, with the task message's own JSON (its
     spaces, its envelope) counted in: every message the relay makes is one
