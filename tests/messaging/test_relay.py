@@ -44,26 +44,33 @@ def emit_renames(count: int) -> list[str]:
         ]
 
 
-def drain_event_ids(broker) -> list[str]:
-    """Every event id carried by the task messages now in the feed queue."""
-    ids: list[str] = []
+def drain_messages(broker) -> list[tuple[list[dict], int]]:
+    """The task messages now in the feed queue: each one's events and its
+    body's size in bytes."""
+    messages: list[tuple[list[dict], int]] = []
 
     def on_message(body, message):
         args, _kwargs, _embed = body
-        ids.extend(event["id"] for event in args[0])
+        messages.append((args[0], len(message.body)))
         message.ack()
 
-    with Consumer(
-        broker,
-        [topology.subscription_queue(FEED)],
-        callbacks=[on_message],
-        accept=["json"],
+    with (
+        Consumer(
+            broker,
+            [topology.subscription_queue(FEED)],
+            callbacks=[on_message],
+            accept=["json"],
+        ),
+        contextlib.suppress(TimeoutError),
     ):
         while True:
-            try:
-                broker.drain_events(timeout=1)
-            except TimeoutError:
-                return ids
+            broker.drain_events(timeout=1)
+    return messages
+
+
+def drain_event_ids(broker) -> list[str]:
+    """Every event id carried by the task messages now in the feed queue."""
+    return [event["id"] for events, _ in drain_messages(broker) for event in events]
 
 
 def test_relay_publishes_in_batches_and_marks_rows_sent_after_confirm(broker, settings):
@@ -81,18 +88,9 @@ def test_relay_spreads_a_burst_over_the_subscribers_processes(broker, settings):
     settings.FEED_SPREAD = 3
     expected = emit_renames(10)
     assert route_pending().sent == 10
-    messages: list[list[str]] = []
-
-    def on_message(body, message):
-        messages.append([event["id"] for event in body[0][0]])
-        message.ack()
-
-    with (
-        Consumer(broker, [topology.subscription_queue(FEED)], callbacks=[on_message]),
-        contextlib.suppress(TimeoutError),
-    ):
-        while True:
-            broker.drain_events(timeout=1)
+    messages = [
+        [event["id"] for event in events] for events, _ in drain_messages(broker)
+    ]
     assert sorted(len(ids) for ids in messages) == [2, 4, 4]
     assert sorted(i for ids in messages for i in ids) == sorted(expected)
 
@@ -117,21 +115,9 @@ def test_relay_messages_stay_within_what_the_feed_consumer_accepts(broker, setti
                 },
             )
     assert route_pending().sent == 300
-    sizes: list[int] = []
-    events = 0
-
-    def on_message(body, message):
-        nonlocal events
-        sizes.append(len(message.body))
-        events += len(body[0][0])
-        message.ack()
-
-    with (
-        Consumer(broker, [topology.subscription_queue(FEED)], callbacks=[on_message]),
-        contextlib.suppress(TimeoutError),
-    ):
-        while True:
-            broker.drain_events(timeout=1)
+    messages = drain_messages(broker)
+    sizes = [size for _, size in messages]
+    events = sum(len(carried) for carried, _ in messages)
     assert events == 300
     assert len(sizes) > 5  # really packed by size, not by count
     assert max(sizes) <= settings.FEED_TASK_MAX_BYTES
@@ -195,23 +181,9 @@ def test_commits_within_the_coalescing_window_share_one_publish(broker, settings
         time.sleep(0.2)  # apart, yet within the window
     assert publisher.flush(timeout=30)
 
-    messages: list[list[str]] = []
-
-    def on_message(body, message):
-        messages.append([event["id"] for event in body[0][0]])
-        message.ack()
-
-    with (
-        Consumer(
-            broker,
-            [topology.subscription_queue(FEED)],
-            callbacks=[on_message],
-            accept=["json"],
-        ),
-        contextlib.suppress(TimeoutError),
-    ):
-        while True:
-            broker.drain_events(timeout=1)
+    messages = [
+        [event["id"] for event in events] for events, _ in drain_messages(broker)
+    ]
     assert [sorted(ids) for ids in messages] == [sorted(r.event_id for r in rows)]
     assert set(LoggedEvent.objects.values_list("status", flat=True)) == {"sent"}
 
