@@ -21,9 +21,10 @@ RETRY_DELAYS = (5, 10, 20, 30, 60, 120, 300, 600, 1800)
 # Each event is a round trip to an outside service, so a burst is split
 # over at least as many messages as the onboarding worker has processes
 # (four in docker-compose.yml), each sharing it. A backlog (a bulk import)
-# goes at up to 100 events a message: each message costs the relay and
-# RabbitMQ about as much as its events, so ten-event messages made
-# onboarding's the dearest part of routing a registration. A message's work
+# goes at up to 100 events a message: each message has a fixed cost in the
+# relay and in RabbitMQ (a quorum queue write), and at ten events a message
+# onboarding was the dearest part of routing an event (the bench's
+# per-event ingest: about 60 µs of CPU per event). A message's work
 # stays bounded: the task stops at the first transient failure (the whole
 # message is retried later; what was done is skipped), and the directory's
 # calls are paced by its rate limit.
